@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check`: every test, host and guest, with one closing line
+# "N passed, N failed" (skips are reported, never counted as passes).
+#
+#   host/cargo        the modules' pure logic, `cargo test` in tests/host
+#   host/rustfmt      the module sources are rustfmt-clean (kernel config)
+#   guest/...         the in-guest suite (tests/guest/suite.list) in one boot
+#   harness/...       the harness itself: a failing guest test and a kernel
+#                     WARNING must each fail a run
+#
+# Options are passed to scripts/vm.py (--variant, --machine, --devices, --mem,
+# --extra-tests DIR).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+. "$here/common.sh"
+cd "$top"
+
+variant=debug
+vmargs=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--variant) variant=$2; vmargs+=("$1" "$2"); shift 2 ;;
+	--extra-tests) [ -n "$2" ] && vmargs+=("$1" "$(readlink -f "$2")"); shift 2 ;;
+	*) vmargs+=("$1" "$2"); shift 2 ;;
+	esac
+done
+
+passed=0 failed=0 skipped=0
+n=0
+ok() { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n $*"; }
+notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $*"; }
+t0=$(date +%s)
+mkdir -p build/logs
+echo "TAP version 13"
+
+# --- host: unit tests of the pure logic --------------------------------------
+echo "# host: cargo test (tests/host)"
+(cd tests/host && cargo test 2>&1) > build/logs/cargo-test.log
+crc=$?
+while read -r name res; do
+	case "$res" in
+	ok) ok "host/$name" ;;
+	ignored) n=$((n + 1)); skipped=$((skipped + 1)); echo "ok $n host/$name # SKIP ignored" ;;
+	*) notok "host/$name" ;;
+	esac
+done < <(sed -n 's/^test \(.*\) \.\.\. \(ok\|FAILED\|ignored\)$/\1 \2/p' build/logs/cargo-test.log)
+if [ $crc != 0 ] && ! grep -q '^test .* FAILED$' build/logs/cargo-test.log; then
+	notok "host/cargo-test (exit $crc, see build/logs/cargo-test.log)"
+	tail -n 20 build/logs/cargo-test.log | sed 's/^/#   /'
+fi
+
+# --- host: formatting -----------------------------------------------------------
+ksrc=$(readlink -f "$CACHE/kernel-$variant")/src
+if out=$(rustfmt --check --edition 2021 --config-path "$ksrc/.rustfmt.toml" \
+		$(find rust -name '*.rs') 2>&1) && (cd tests/host && cargo fmt --check >/dev/null 2>&1); then
+	ok "host/rustfmt"
+else
+	notok "host/rustfmt"; echo "$out" | head -n 20 | sed 's/^/#   /'
+fi
+
+# --- guest: the suite ---------------------------------------------------------------
+summary() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['passed'], d['failed'], d['skipped'], len(d['problems']))" "$1"; }
+scripts/vm.py check "${vmargs[@]}" --tag check --summary build/logs/check.json > build/logs/check.tap
+rc=$?
+tap_in() { # <vm.py output>: renumber its TAP into ours, pass comments through
+	while IFS= read -r l; do
+		case "$l" in
+		"ok "*"# SKIP"*) n=$((n + 1)); skipped=$((skipped + 1)); echo "ok $n guest/${l#ok }" ;;
+		"ok "*) ok "guest/${l#ok }" ;;
+		"not ok "*) notok "guest/${l#not ok }" ;;
+		"#"*) echo "$l" ;;
+		esac
+	done < "$1"
+}
+tap_in build/logs/check.tap
+if [ -f build/logs/check.json ]; then
+	read -r gp gf gs gprob < <(summary build/logs/check.json)
+	[ "$gprob" = 0 ] || notok "guest/run: $gprob run errors (see above and build/logs/check.log)"
+	[ $rc = 0 ] || [ "$gf" != 0 ] || [ "$gprob" != 0 ] || notok "guest/run: exit $rc"
+else
+	notok "guest/run: no summary (see build/logs/check.log)"
+fi
+
+# --- the harness tests itself ---------------------------------------------------------
+hargs=("${vmargs[@]}")
+scripts/vm.py check "${hargs[@]}" --only-extra --extra-tests build/harness/fail \
+	--tag harness-fail --summary build/logs/harness-fail.json --quiet > build/logs/harness-fail.out
+rc=$?
+read -r hp hf hs hprob < <(summary build/logs/harness-fail.json 2>/dev/null || echo "0 0 0 1")
+if [ $rc != 0 ] && [ "$hp" = 1 ] && [ "$hf" = 1 ] && [ "$hprob" = 0 ] \
+	&& grep -q deliberate_failure build/logs/harness-fail.json; then
+	ok "harness/failing-guest-test-fails-the-run"
+else
+	notok "harness/failing-guest-test-fails-the-run (rc=$rc pass=$hp fail=$hf problems=$hprob)"
+fi
+scripts/vm.py check "${hargs[@]}" --only-extra --extra-tests build/harness/splat \
+	--tag harness-splat --summary build/logs/harness-splat.json --quiet > build/logs/harness-splat.out
+rc=$?
+read -r hp hf hs hprob < <(summary build/logs/harness-splat.json 2>/dev/null || echo "0 0 0 0")
+if [ $rc != 0 ] && [ "$hp" = 1 ] && [ "$hf" = 0 ] && grep -q 'WARNING:' build/logs/harness-splat.json; then
+	ok "harness/kernel-warning-fails-the-run"
+else
+	notok "harness/kernel-warning-fails-the-run (rc=$rc pass=$hp fail=$hf problems=$hprob)"
+fi
+
+echo "1..$n"
+echo "# $(( $(date +%s) - t0 )) s; logs in build/logs/; $skipped skipped (not counted as passed)"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,16 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared settings for the scripts; sourced, not run.
+
+# Where built artefacts live outside the repository.
+CACHE=${ARMSI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/armsi}
+KVER_MAJOR=7.3
+KSRC_TARBALL="$CACHE/linux-source-$KVER_MAJOR.tar.xz"
+BINDGEN_VER=0.71.1
+BINDGEN="$CACHE/cargo/bin/bindgen"
+export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+mkdir -p "$CACHE"
+BUSYBOX="$CACHE/busybox-arm64"
+RUSTC_VER=$(rustc --version | awk '{print $2}')
+RUST_LIB_SRC=/usr/src/rustc-$RUSTC_VER/library
+# Make variables for every kernel-tree invocation (kernel and modules alike).
+KMAKE_VARS="ARCH=arm64 LLVM=-19 RUST_LIB_SRC=$RUST_LIB_SRC BINDGEN=$BINDGEN"

@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The modules' kernel-independent logic, built for the host.
+
+/// `rust/msi_isolation/verdict.rs`: MSI isolation verdicts.
+#[path = "../../../rust/msi_isolation/verdict.rs"]
+pub mod verdict;
