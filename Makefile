@@ -68,5 +68,5 @@ check: kernel
 		--devices "$(DEVICES)" --mem $(MEM) $(if $(EXTRA_TESTS),--extra-tests $(EXTRA_TESTS))
 
 fmt:
-	rustfmt --edition 2021 $(shell find rust -name '*.rs')
+	rustfmt --edition 2021 --config-path $(CACHE)/kernel-$(VARIANT)/src/.rustfmt.toml $(shell find rust -name "*.rs")
 	cd tests/host && cargo fmt

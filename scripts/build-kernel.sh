@@ -30,7 +30,21 @@ dir="$CACHE/kernel-$variant-$key"
 src="$dir/src"
 out="$dir/build"
 
+km() { make -C "$src" O="$out" $KMAKE_VARS "$@"; }
+
+# The kernel's own modules (vfio, vfio-pci, the upstream vfio_iommu_type1...),
+# staged for the guest's initramfs.
+stage_modules() {
+	if [ ! -f "$out/modroot/.done" ]; then
+		rm -rf "$out/modroot"
+		km -s modules_install INSTALL_MOD_PATH="$out/modroot" >&2
+		touch "$out/modroot/.done"
+	fi
+}
+
 if [ -f "$dir/.done" ]; then
+	stage_modules
+	ln -sfn "$dir" "$CACHE/kernel-$variant"
 	echo "[kernel] $variant kernel up to date (key $key)" >&2
 	echo "$out"
 	exit 0
@@ -47,7 +61,6 @@ for p in "$top"/patches/*.patch; do
 	patch -d "$src" -p1 --quiet --forward < "$p" || { echo "build-kernel: $p does not apply" >&2; exit 1; }
 done
 
-km() { make -C "$src" O="$out" $KMAKE_VARS "$@"; }
 km -s allnoconfig >&2
 "$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" \
 	"$here/config/base.config" "$frag" >/dev/null
@@ -69,8 +82,12 @@ done < <(cat "$here/config/base.config" "$frag")
 km -s rustavailable >&2
 km -s -j"$(nproc)" Image modules >&2
 km -s headers_install INSTALL_HDR_PATH="$out/usr" >&2
-# Free the space of the pristine source's objects (there are none: O= build).
+stage_modules
 touch "$dir/.done"
+# Older builds of this variant are stale: free their space.
+for old in "$CACHE/kernel-$variant"-*; do
+	[ "$old" = "$dir" ] || rm -rf "$old"
+done
 ln -sfn "$dir" "$CACHE/kernel-$variant"
 echo "[kernel] $variant kernel built in $(( $(date +%s) - start )) s" >&2
 echo "$out"

@@ -84,6 +84,29 @@ else
 	notok "guest/run: no summary (see build/logs/check.log)"
 fi
 
+# --- guest: our tests on the other machine shapes -----------------------------------
+# GICv2m (not isolated) and identity default domains (DMA not translated).
+for shape in gicv2m gicv3-passthrough; do
+	margs=()
+	skip_next=0
+	for a in "${vmargs[@]}"; do
+		if [ $skip_next = 1 ]; then skip_next=0; continue; fi
+		case "$a" in --machine|--extra-tests) skip_next=1; continue ;; esac
+		margs+=("$a")
+	done
+	scripts/vm.py check "${margs[@]}" --machine $shape --filter armsi/ --tag "check-$shape" \
+		--summary "build/logs/check-$shape.json" > "build/logs/check-$shape.tap"
+	rc=$?
+	sed -i "s|^ok |ok $shape: |; s|^not ok |not ok $shape: |" "build/logs/check-$shape.tap"
+	tap_in "build/logs/check-$shape.tap"
+	if [ -f "build/logs/check-$shape.json" ]; then
+		read -r gp gf gs gprob < <(summary "build/logs/check-$shape.json")
+		[ "$gprob" = 0 ] || notok "guest/$shape: $gprob run errors (see build/logs/check-$shape.log)"
+	else
+		notok "guest/$shape: no summary (see build/logs/check-$shape.log)"
+	fi
+done
+
 # --- the harness tests itself ---------------------------------------------------------
 hargs=("${vmargs[@]}")
 scripts/vm.py check "${hargs[@]}" --only-extra --extra-tests build/harness/fail \

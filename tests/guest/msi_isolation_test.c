@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * msi_isolation's debugfs view agrees with what sysfs says about every PCI
- * device, and a device behind the SMMUv3 on a GICv3 ITS machine is isolated.
+ * msi_isolation: the debugfs views agree with sysfs about every PCI device
+ * and IOMMU group, the verdicts and their evidence are right for the machine
+ * the test runs on (GICv3 ITS, GICv2m, or a root bus that bypasses the
+ * SMMU), the module parameters override as documented, and the views follow
+ * hot-unplug, rescan and driver unbind/rebind.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +18,9 @@
 
 #include "kselftest_harness.h"
 
-#define VIEW "/sys/kernel/debug/msi_isolation/devices"
+#define DEVICES "/sys/kernel/debug/msi_isolation/devices"
+#define GROUPS "/sys/kernel/debug/msi_isolation/groups"
+#define EDU "1234:11e8"
 
 static char *slurp(const char *path)
 {
@@ -33,17 +38,29 @@ static char *slurp(const char *path)
 	return buf;
 }
 
-/* The view's line for @bdf, copied into @line, or 0 when absent. */
-static int find_line(const char *view, const char *bdf, char *line, size_t len)
+static int write_str(const char *path, const char *s)
 {
-	const char *p = view;
-	size_t blen = strlen(bdf);
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+/* The line of @text that starts with @key followed by a space, into @line. */
+static int find_line(const char *text, const char *key, char *line, size_t len)
+{
+	const char *p = text;
+	size_t klen = strlen(key);
 
 	while (p && *p) {
 		const char *nl = strchr(p, '\n');
 		size_t l = nl ? (size_t)(nl - p) : strlen(p);
 
-		if (l > blen && !strncmp(p, bdf, blen) && p[blen] == ' ') {
+		if (l > klen && !strncmp(p, key, klen) && p[klen] == ' ') {
 			snprintf(line, len, "%.*s", (int)l, p);
 			return 1;
 		}
@@ -65,11 +82,30 @@ static int sysfs_group(const char *bdf)
 	return atoi(strrchr(target, '/') + 1);
 }
 
-/* Does the device tree describe a GICv3 ITS (compatible "arm,gic-v3-its")? */
-static int machine_has_its(void)
+/* The BDF of the first device with @ids ("vvvv:dddd") in the view, or 0. */
+static int find_device(const char *ids, char *bdf, size_t len)
+{
+	const char *view = slurp(DEVICES), *p;
+	char key[32];
+
+	if (!view)
+		return 0;
+	snprintf(key, sizeof(key), " id=%s ", ids);
+	p = strstr(view, key);
+	if (!p)
+		return 0;
+	while (p > view && p[-1] != '\n')
+		p--;
+	snprintf(bdf, len, "%.*s", (int)(strchr(p, ' ') - p), p);
+	return 1;
+}
+
+/* Is there a device-tree node "<what>@..." under the GIC's node? */
+static int gic_has(const char *what)
 {
 	char path[PATH_MAX];
 	struct dirent *de, *de2;
+	size_t wl = strlen(what);
 	int found = 0;
 	DIR *d, *d2;
 
@@ -82,7 +118,7 @@ static int machine_has_its(void)
 		snprintf(path, sizeof(path), "/proc/device-tree/%s", de->d_name);
 		d2 = opendir(path);
 		while (d2 && (de2 = readdir(d2)))
-			if (!strncmp(de2->d_name, "its@", 4))
+			if (!strncmp(de2->d_name, what, wl) && de2->d_name[wl] == '@')
 				found = 1;
 		if (d2)
 			closedir(d2);
@@ -91,40 +127,50 @@ static int machine_has_its(void)
 	return found;
 }
 
-FIXTURE(view) {
-	int loaded_here;
-};
-
-FIXTURE_SETUP(view)
+static int mod_load(const char *params)
 {
-	int fd;
+	int fd = open("/armsi/modules/msi_isolation.ko", O_RDONLY), ret;
 
-	self->loaded_here = 0;
-	if (access("/sys/module/msi_isolation", F_OK)) {
-		fd = open("/armsi/modules/msi_isolation.ko", O_RDONLY);
-		ASSERT_LE(0, fd);
-		ASSERT_EQ(0, syscall(__NR_finit_module, fd, "", 0));
-		close(fd);
-		self->loaded_here = 1;
-	}
+	if (fd < 0)
+		return -errno;
+	ret = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
+	close(fd);
+	return ret;
 }
 
-FIXTURE_TEARDOWN(view)
+static void mod_unload(void)
 {
-	if (self->loaded_here)
+	if (!access("/sys/module/msi_isolation", F_OK))
 		syscall(__NR_delete_module, "msi_isolation", O_NONBLOCK);
 }
 
-TEST_F(view, every_pci_device_with_its_group)
+FIXTURE(iso) {
+	char edu[32];
+	int has_edu;
+};
+
+FIXTURE_SETUP(iso)
 {
-	char line[256], expect[64];
+	mod_unload();
+	ASSERT_EQ(0, mod_load(""));
+	self->has_edu = find_device(EDU, self->edu, sizeof(self->edu));
+}
+
+FIXTURE_TEARDOWN(iso)
+{
+	mod_unload();
+}
+
+TEST_F(iso, every_pci_device_with_its_group)
+{
+	char line[512], expect[64];
 	struct dirent *de;
 	const char *view;
 	int n = 0;
 	DIR *d;
 
-	view = slurp(VIEW);
-	ASSERT_NE(NULL, view) TH_LOG("%s: %s", VIEW, strerror(errno));
+	view = slurp(DEVICES);
+	ASSERT_NE(NULL, view) TH_LOG("%s: %s", DEVICES, strerror(errno));
 	d = opendir("/sys/bus/pci/devices");
 	ASSERT_NE(NULL, d);
 	while ((de = readdir(d))) {
@@ -141,39 +187,209 @@ TEST_F(view, every_pci_device_with_its_group)
 		else
 			snprintf(expect, sizeof(expect), " group=%d ", g);
 		EXPECT_NE(NULL, strstr(line, expect)) TH_LOG("'%s' lacks '%s'", line, expect);
-		/* No group means nothing translates its DMA: never isolated. */
-		if (g < 0)
-			EXPECT_NE(NULL, strstr(line, "not-isolated reason=no-iommu"));
+		if (g < 0) {
+			EXPECT_NE(NULL, strstr(line, " iommu=none "));
+			EXPECT_NE(NULL, strstr(line, " verdict=not-isolated reason=no-iommu"));
+		} else {
+			EXPECT_NE(NULL, strstr(line, " iommu-driver=arm-smmu-v3 ")) TH_LOG("%s", line);
+			/* arm-smmu-v3 reserves 1 MiB at 0x8000000 for software MSIs. */
+			EXPECT_NE(NULL, strstr(line, " msi-window=sw:0x8000000+0x100000 "))
+				TH_LOG("%s", line);
+		}
 	}
 	closedir(d);
 	ASSERT_LT(0, n);
 }
 
-TEST_F(view, edu_isolated_behind_smmu_and_its)
+TEST_F(iso, every_group_with_its_members)
 {
-	char line[256];
+	char line[512], key[300], path[PATH_MAX];
+	struct dirent *de, *de2;
 	const char *view;
-	struct dirent *de;
-	int found = 0;
-	DIR *d;
+	DIR *d, *d2;
+	int n = 0;
 
-	if (!machine_has_its())
-		SKIP(return, "this machine has no GICv3 ITS");
-	view = slurp(VIEW);
+	view = slurp(GROUPS);
 	ASSERT_NE(NULL, view);
-	d = opendir("/sys/bus/pci/devices");
+	d = opendir("/sys/kernel/iommu_groups");
 	ASSERT_NE(NULL, d);
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.' || !find_line(view, de->d_name, line, sizeof(line)))
+		if (de->d_name[0] == '.')
 			continue;
-		if (!strstr(line, " 1234:11e8 "))
-			continue;
-		found = 1;
-		EXPECT_NE(NULL, strstr(line, " isolated")) TH_LOG("%s", line);
+		snprintf(path, sizeof(path), "/sys/kernel/iommu_groups/%s/devices", de->d_name);
+		d2 = opendir(path);
+		ASSERT_NE(NULL, d2);
+		snprintf(key, sizeof(key), "group=%s", de->d_name);
+		while ((de2 = readdir(d2))) {
+			if (de2->d_name[0] == '.' || strncmp(de2->d_name, "0000:", 5))
+				continue;
+			n++;
+			ASSERT_TRUE(find_line(view, key, line, sizeof(line))) TH_LOG("%s missing", key);
+			EXPECT_NE(NULL, strstr(line, de2->d_name)) TH_LOG("%s lacks %s", line, de2->d_name);
+			EXPECT_NE(NULL, strstr(line, " verdict=")) TH_LOG("%s", line);
+		}
+		closedir(d2);
 	}
 	closedir(d);
-	if (!found)
-		SKIP(return, "no edu device on this machine");
+	if (!n)
+		SKIP(return, "no PCI device has an IOMMU group on this machine");
+}
+
+TEST_F(iso, its_machine_isolates_with_the_doorbell_named)
+{
+	char line[512];
+	int passthrough;
+
+	if (!gic_has("its"))
+		SKIP(return, "this machine has no GICv3 ITS");
+	if (!self->has_edu || sysfs_group(self->edu) < 0)
+		SKIP(return, "no edu device behind the SMMU");
+	passthrough = strstr(slurp("/proc/cmdline") ?: "", "iommu.passthrough=1") != NULL;
+	ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
+	if (!passthrough)
+		EXPECT_NE(NULL, strstr(line, " dma=translated ")) TH_LOG("%s", line);
+	EXPECT_NE(NULL, strstr(line, " msi=its msi-node=its@8080000 ")) TH_LOG("%s", line);
+	/* GITS_TRANSLATER is at offset 0x10040 of the ITS frame. */
+	EXPECT_NE(NULL, strstr(line, " doorbell=0x8090040 ")) TH_LOG("%s", line);
+	EXPECT_NE(NULL, strstr(line, " verdict=isolated reason=its-deviceid")) TH_LOG("%s", line);
+}
+
+TEST_F(iso, gicv2m_machine_is_not_isolated_and_says_why)
+{
+	char line[512], key[64];
+	const char *groups;
+	int ngroups = 0;
+	const char *p;
+
+	if (!gic_has("v2m"))
+		SKIP(return, "this machine has no GICv2m frame");
+	if (!self->has_edu || sysfs_group(self->edu) < 0)
+		SKIP(return, "no edu device behind the SMMU");
+	/* slurp() reuses one buffer: keep a copy. */
+	groups = strdup(slurp(GROUPS) ?: "");
+	ASSERT_NE(NULL, groups);
+	for (p = groups; (p = strstr(p, "group=")); p++)
+		ngroups++;
+	ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
+	EXPECT_NE(NULL, strstr(line, " msi=gicv2m msi-node=v2m@8020000 ")) TH_LOG("%s", line);
+	/* V2M_MSI_SETSPI_NS is at offset 0x40 of the frame. */
+	EXPECT_NE(NULL, strstr(line, " doorbell=0x8020040 ")) TH_LOG("%s", line);
+	/* Every other group's doorbell is the same frame. */
+	snprintf(key, sizeof(key), " doorbell-shared-groups=%d ", ngroups - 1);
+	EXPECT_NE(NULL, strstr(line, key)) TH_LOG("%s lacks %s", line, key);
+	EXPECT_NE(NULL, strstr(line, " verdict=not-isolated reason=msi-controller-not-isolating"))
+		TH_LOG("%s", line);
+	snprintf(key, sizeof(key), "group=%d", sysfs_group(self->edu));
+	ASSERT_TRUE(find_line(groups, key, line, sizeof(line)));
+	EXPECT_NE(NULL, strstr(line, " verdict=not-isolated reason=msi-controller-not-isolating device="))
+		TH_LOG("%s", line);
+	free((void *)groups);
+}
+
+TEST_F(iso, untranslated_device_is_reported_as_such)
+{
+	const char *cmdline = slurp("/proc/cmdline");
+	char line[512];
+
+	ASSERT_NE(NULL, cmdline);
+	if (!self->has_edu)
+		SKIP(return, "no edu device");
+	if (sysfs_group(self->edu) < 0) {
+		/* Not behind any IOMMU: nothing checks its writes. */
+		ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
+		EXPECT_NE(NULL, strstr(line, " group=none iommu=none iommu-driver=none dma=none "))
+			TH_LOG("%s", line);
+		EXPECT_NE(NULL, strstr(line, " verdict=not-isolated reason=no-iommu")) TH_LOG("%s", line);
+		return;
+	}
+	if (!strstr(cmdline, "iommu.passthrough=1"))
+		SKIP(return, "edu is translated on this machine");
+	/*
+	 * Identity default domain: the DMA bypasses translation, which is
+	 * reported; the MSI verdict still follows the MSI controller, since VFIO
+	 * replaces the domain before a user gets the device.
+	 */
+	ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
+	EXPECT_NE(NULL, strstr(line, " dma=bypass ")) TH_LOG("%s", line);
+}
+
+TEST_F(iso, assert_and_deny_override_and_show_the_evidence)
+{
+	char line[512], params[128];
+	const char *view;
+
+	if (!self->has_edu || sysfs_group(self->edu) < 0)
+		SKIP(return, "no edu device behind the SMMU");
+	mod_unload();
+	snprintf(params, sizeof(params), "assert_isolated=%s", self->edu);
+	ASSERT_EQ(0, mod_load(params));
+	view = slurp(DEVICES);
+	ASSERT_TRUE(find_line(view, self->edu, line, sizeof(line)));
+	EXPECT_NE(NULL, strstr(line, " verdict=isolated reason=asserted-by-parameter evidence="))
+		TH_LOG("%s", line);
+
+	mod_unload();
+	/* deny wins over assert, and a platform entry names every device. */
+	snprintf(params, sizeof(params),
+		 "assert_isolated=%s deny_isolated=platform:linux,dummy-virt", self->edu);
+	ASSERT_EQ(0, mod_load(params));
+	view = slurp(DEVICES);
+	ASSERT_TRUE(find_line(view, self->edu, line, sizeof(line)));
+	EXPECT_NE(NULL, strstr(line, " verdict=not-isolated reason=denied-by-parameter evidence="))
+		TH_LOG("%s", line);
+	EXPECT_EQ(NULL, strstr(view, "verdict=isolated")) TH_LOG("%s", view);
+
+	mod_unload();
+	snprintf(params, sizeof(params), "deny_isolated=platform:some,other-board");
+	ASSERT_EQ(0, mod_load(params));
+	ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
+	EXPECT_EQ(NULL, strstr(line, "by-parameter")) TH_LOG("%s", line);
+}
+
+TEST_F(iso, malformed_parameters_refuse_to_load)
+{
+	mod_unload();
+	EXPECT_EQ(-EINVAL, mod_load("assert_isolated=eth0"));
+	EXPECT_EQ(-EINVAL, mod_load("deny_isolated=platform:"));
+	/* Entries are separated by ';', never ','. */
+	EXPECT_EQ(-EINVAL, mod_load("assert_isolated=0000:00:01.0,0000:00:02.0"));
+	EXPECT_NE(0, access("/sys/module/msi_isolation", F_OK));
+}
+
+TEST_F(iso, follows_unplug_rescan_unbind_and_rebind)
+{
+	char line[512], path[PATH_MAX], drv[PATH_MAX];
+	ssize_t n;
+
+	if (!self->has_edu)
+		SKIP(return, "no edu device");
+	/* Hot-unplug: the entry goes. */
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", self->edu);
+	ASSERT_EQ(0, write_str(path, "1"));
+	EXPECT_FALSE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
+	/* Rescan: it comes back with a verdict. */
+	ASSERT_EQ(0, write_str("/sys/bus/pci/rescan", "1"));
+	ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
+	EXPECT_NE(NULL, strstr(line, " verdict=")) TH_LOG("%s", line);
+
+	/* Bind it to vfio-pci when that driver is there, then unbind it. */
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", self->edu);
+	if (access("/sys/bus/pci/drivers/vfio-pci", F_OK))
+		SKIP(return, "vfio-pci not loaded: bind/unbind not exercised");
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", self->edu);
+	ASSERT_EQ(0, write_str(path, "vfio-pci"));
+	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers_probe", self->edu));
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", self->edu);
+	n = readlink(path, drv, sizeof(drv) - 1);
+	ASSERT_LT(0, n);
+	drv[n] = 0;
+	EXPECT_NE(NULL, strstr(drv, "vfio-pci"));
+	ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
+	EXPECT_NE(NULL, strstr(line, " verdict=")) TH_LOG("%s", line);
+	ASSERT_EQ(0, write_str("/sys/bus/pci/drivers/vfio-pci/unbind", self->edu));
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", self->edu);
+	write_str(path, "\n");
+	ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
 }
 
 TEST_HARNESS_MAIN

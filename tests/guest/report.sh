@@ -32,5 +32,8 @@ for g in /sys/kernel/iommu_groups/*; do
 done
 
 echo
-echo "== MSI isolation verdicts (msi_isolation) =="
+echo "== MSI isolation verdicts per device (msi_isolation/devices) =="
 sed 's/^/  /' /sys/kernel/debug/msi_isolation/devices
+echo
+echo "== MSI isolation verdicts per IOMMU group (msi_isolation/groups) =="
+sed 's/^/  /' /sys/kernel/debug/msi_isolation/groups

@@ -5,3 +5,7 @@
 /// `rust/msi_isolation/verdict.rs`: MSI isolation verdicts.
 #[path = "../../../rust/msi_isolation/verdict.rs"]
 pub mod verdict;
+
+/// `rust/msi_isolation/policy.rs`: the assert/deny module parameters.
+#[path = "../../../rust/msi_isolation/policy.rs"]
+pub mod policy;
