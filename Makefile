@@ -40,6 +40,7 @@ modules_install:
 
 clean:
 	$(KMAKE) clean 2>/dev/null || true
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/tests/kmod clean 2>/dev/null || true
 	rm -rf build tests/host/target
 
 setup:

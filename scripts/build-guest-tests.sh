@@ -33,6 +33,12 @@ build_c() { # <out dir> <sources...>
 }
 
 build_c "$top/build/guest/tests" "$top"/tests/guest/*.c
+# Test-only kernel modules (tests/kmod), built like ours, copied beside the
+# test binaries.
+make -s -C "$KOUT" M="$top/tests/kmod" $KMAKE_VARS modules >&2
+mkdir -p "$top/build/guest/kmod"
+cp "$top"/tests/kmod/*.ko "$top/build/guest/kmod/"
+
 build_c "$top/build/harness/fail" "$top"/tests/harness/deliberate_fail_test.c
 mkdir -p "$top/build/harness/splat"
 install -m 0755 "$top/tests/harness/splat_test.sh" "$top/build/harness/splat/"

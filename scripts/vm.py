@@ -100,6 +100,9 @@ def build_initramfs(args, stage):
         sys.exit("vm.py: no modules built: run `make modules`")
     for m in mods:
         shutil.copy2(m, os.path.join(stage, "armsi/modules"))
+    kmod = os.path.join(TOP, "build/guest/kmod")
+    if os.path.isdir(kmod):
+        shutil.copytree(kmod, os.path.join(stage, "armsi/kmod"))
     tests = os.path.join(TOP, "build/guest/tests")
     if os.path.isdir(tests):
         copy_exec(tests, os.path.join(stage, "armsi/tests"))

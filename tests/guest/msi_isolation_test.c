@@ -127,15 +127,20 @@ static int gic_has(const char *what)
 	return found;
 }
 
-static int mod_load(const char *params)
+static int mod_load_path(const char *path, const char *params)
 {
-	int fd = open("/armsi/modules/msi_isolation.ko", O_RDONLY), ret;
+	int fd = open(path, O_RDONLY), ret;
 
 	if (fd < 0)
 		return -errno;
 	ret = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
 	close(fd);
 	return ret;
+}
+
+static int mod_load(const char *params)
+{
+	return mod_load_path("/armsi/modules/msi_isolation.ko", params);
 }
 
 static void mod_unload(void)
@@ -390,6 +395,51 @@ TEST_F(iso, follows_unplug_rescan_unbind_and_rebind)
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", self->edu);
 	write_str(path, "\n");
 	ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
+}
+
+/*
+ * The exported armsi_msi_isolation_query(), taken with symbol_get() as the
+ * VFIO backend takes it, answers exactly what the view shows, truncates
+ * safely, and is simply absent once msi_isolation is unloaded.
+ */
+TEST_F(iso, kernel_query_matches_the_view)
+{
+	char line[512], answer[600], key[300];
+	struct dirent *de;
+	char *view, *answers;
+	DIR *d;
+	int n = 0;
+
+	ASSERT_EQ(0, mod_load_path("/armsi/kmod/msi_query_test.ko", ""));
+	view = strdup(slurp(DEVICES) ?: "");
+	answers = strdup(slurp("/sys/kernel/debug/msi_query_test/answers") ?: "");
+	d = opendir("/sys/bus/pci/devices");
+	ASSERT_NE(NULL, d);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		n++;
+		ASSERT_TRUE(find_line(view, de->d_name, line, sizeof(line)));
+		ASSERT_TRUE(find_line(answers, de->d_name, answer, sizeof(answer)))
+			TH_LOG("no answer for %s in:\n%s", de->d_name, answers);
+		snprintf(key, sizeof(key), "%s ret=%d ", de->d_name,
+			 strstr(line, " verdict=isolated ") ? 1 : 0);
+		EXPECT_EQ(0, strncmp(answer, key, strlen(key))) TH_LOG("%s vs %s", answer, key);
+		EXPECT_STREQ(line, answer + strlen(key));
+	}
+	closedir(d);
+	EXPECT_LT(0, n);
+	EXPECT_NE(NULL, strstr(answers, "\ntruncated=")) TH_LOG("%s", answers);
+	EXPECT_NE(NULL, strstr(answers, " len=7\n")) TH_LOG("%s", answers);
+
+	mod_unload();
+	/* Unloading removes the views and the query. */
+	EXPECT_NE(0, access(DEVICES, F_OK));
+	EXPECT_NE(0, access(GROUPS, F_OK));
+	EXPECT_STREQ("unavailable\n", slurp("/sys/kernel/debug/msi_query_test/answers"));
+	EXPECT_EQ(0, syscall(__NR_delete_module, "msi_query_test", O_NONBLOCK));
+	free(view);
+	free(answers);
 }
 
 TEST_HARNESS_MAIN
