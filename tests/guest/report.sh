@@ -10,7 +10,9 @@ dmesg | grep -E 'ITS@|GICv2m:|arm-smmu-v3.*(ias|stage)' | sed 's/^\[[^]]*\] /  /
 echo
 echo "== loading our modules =="
 for m in msi_isolation vfio_type1x kvm_vits; do
-	if insmod /armsi/modules/$m.ko; then
+	params=
+	[ $m = vfio_type1x ] && params=serve_type1=1
+	if insmod /armsi/modules/$m.ko $params; then
 		echo "loaded $m: $(dmesg | grep "^\[[^]]*\] $m: " | tail -n 1 | sed 's/^\[[^]]*\] //')"
 	else
 		echo "FAILED to load $m"
@@ -37,3 +39,18 @@ sed 's/^/  /' /sys/kernel/debug/msi_isolation/devices
 echo
 echo "== MSI isolation verdicts per IOMMU group (msi_isolation/groups) =="
 sed 's/^/  /' /sys/kernel/debug/msi_isolation/groups
+
+echo
+echo "== vfio_type1x: edu assigned through our backend (serve_type1=1) =="
+if /armsi/tests/vfio_type1x_test -t msi_doorbell_is_mapped_and_edu_msi_arrives > /tmp/msi.out 2>&1; then
+	if grep -q "# SKIP" /tmp/msi.out; then
+		echo "  skipped: $(sed -n 's/.*# SKIP //p' /tmp/msi.out | head -n 1)"
+	else
+		echo "  container served by vfio-type1x; vfio-pci enabled edu's MSI, the ITS doorbell"
+		echo "  was mapped into the domain's MSI window, and the MSI edu raised arrived"
+		echo "  on the eventfd"
+	fi
+else
+	echo "  FAILED:"; grep -v '^#  \|^ok\|^1\.\.' /tmp/msi.out | sed 's/^/    /' | head -n 10
+fi
+echo "  not yet: MAP_DMA/UNMAP_DMA (ENOTTY), the user-chosen MSI aperture"

@@ -9,3 +9,7 @@ pub mod verdict;
 /// `rust/msi_isolation/policy.rs`: the assert/deny module parameters.
 #[path = "../../../rust/msi_isolation/policy.rs"]
 pub mod policy;
+
+/// `rust/vfio_type1x/iova.rs`: usable IOVA ranges and page sizes.
+#[path = "../../../rust/vfio_type1x/iova.rs"]
+pub mod iova;

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * C shim of the vfio_type1x module. The VFIO IOMMU driver ops (whose struct
+ * lives in the kernel's private drivers/vfio/vfio.h) are C trampolines into
+ * the t1x_rust_* functions; the t1x_* helpers wrap the IOMMU API. Every
+ * function has a hand-written Rust prototype in rust/vfio_type1x/ffi.rs.
+ */
+#ifndef ARMSI_VFIO_TYPE1X_SHIM_H
+#define ARMSI_VFIO_TYPE1X_SHIM_H
+
+#include <linux/types.h>
+
+struct iommu_domain;
+struct iommu_group;
+
+/* Reserved region types, as enum iommu_resv_type. */
+#define T1X_RESV_DIRECT			0
+#define T1X_RESV_DIRECT_RELAXABLE	1
+#define T1X_RESV_RESERVED		2
+#define T1X_RESV_MSI			3
+#define T1X_RESV_SW_MSI			4
+
+/**
+ * struct t1x_region - one IOMMU reserved region of a group
+ * @start: first IOVA
+ * @last: last IOVA (inclusive)
+ * @type: T1X_RESV_*
+ * @pad: zero
+ */
+struct t1x_region {
+	u64 start;
+	u64 last;
+	u32 type;
+	u32 pad;
+};
+
+/* Implemented in Rust (container.rs via ffi.rs), called by the ops. */
+int t1x_rust_open(unsigned long type, void **data);
+void t1x_rust_release(void *data);
+long t1x_rust_ioctl(void *data, unsigned int cmd, unsigned long arg);
+int t1x_rust_attach_group(void *data, struct iommu_group *group, int emulated);
+void t1x_rust_detach_group(void *data, struct iommu_group *group);
+
+/* Registration of the VFIO IOMMU driver "vfio-type1x". */
+int t1x_register(void);
+void t1x_unregister(void);
+
+/* IOMMU API wrappers; negative errno on failure. */
+int t1x_domain_alloc(struct iommu_group *group, struct iommu_domain **out);
+void t1x_domain_free(struct iommu_domain *domain);
+int t1x_domain_attach(struct iommu_domain *domain, struct iommu_group *group);
+void t1x_domain_detach(struct iommu_domain *domain, struct iommu_group *group);
+int t1x_domain_msi_cookie(struct iommu_domain *domain, u64 base);
+void t1x_domain_info(struct iommu_domain *domain, u64 *aperture_start,
+		     u64 *aperture_end, u64 *pgsize_bitmap);
+int t1x_group_id(struct iommu_group *group);
+
+/**
+ * t1x_group_regions() - the group's reserved regions
+ * @group: the IOMMU group
+ * @out: array of @max entries
+ * @max: its capacity
+ *
+ * Return: the number of regions (only the first @max are written), or a
+ * negative errno.
+ */
+int t1x_group_regions(struct iommu_group *group, struct t1x_region *out, u32 max);
+
+/**
+ * t1x_group_isolated() - are the MSIs of every device in @group isolated?
+ * @group: the IOMMU group
+ * @why: receives the reason (NUL terminated, truncated to @len)
+ * @len: size of @why
+ *
+ * Asks msi_isolation's armsi_msi_isolation_query() when that module is
+ * loaded (taken with symbol_get()), else iommu_group_has_isolated_msi().
+ *
+ * Return: 1 isolated, 0 not, negative errno.
+ */
+int t1x_group_isolated(struct iommu_group *group, char *why, size_t len);
+
+#endif

@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The module's only FFI: the C shim in `shim.c`, declared by hand from
+//! `include/armsi/vfio_type1x_shim.h` and wrapped in safe functions, and the
+//! `t1x_rust_*` entry points the shim's VFIO ops call.
+
+use core::ptr::NonNull;
+
+use kernel::{
+    ffi::{
+        c_char,
+        c_int,
+        c_long,
+        c_uint,
+        c_ulong,
+        c_void, //
+    },
+    prelude::*,
+    types::ForeignOwnable, //
+};
+
+use crate::{
+    container::Container,
+    iova::Range, //
+};
+
+/// Opaque `struct iommu_domain`.
+#[repr(C)]
+pub(crate) struct RawDomain {
+    _private: [u8; 0],
+}
+
+/// Opaque `struct iommu_group`.
+#[repr(C)]
+pub(crate) struct RawGroup {
+    _private: [u8; 0],
+}
+
+/// Mirror of `struct t1x_region`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct RawRegion {
+    start: u64,
+    last: u64,
+    kind: u32,
+    pad: u32,
+}
+
+extern "C" {
+    fn t1x_register() -> c_int;
+    fn t1x_unregister();
+    fn t1x_domain_alloc(group: *mut RawGroup, out: *mut *mut RawDomain) -> c_int;
+    fn t1x_domain_free(domain: *mut RawDomain);
+    fn t1x_domain_attach(domain: *mut RawDomain, group: *mut RawGroup) -> c_int;
+    fn t1x_domain_detach(domain: *mut RawDomain, group: *mut RawGroup);
+    fn t1x_domain_msi_cookie(domain: *mut RawDomain, base: u64) -> c_int;
+    fn t1x_domain_info(domain: *mut RawDomain, start: *mut u64, end: *mut u64, pgsizes: *mut u64);
+    fn t1x_group_id(group: *mut RawGroup) -> c_int;
+    fn t1x_group_regions(group: *mut RawGroup, out: *mut RawRegion, max: u32) -> c_int;
+    fn t1x_group_isolated(group: *mut RawGroup, why: *mut c_char, len: usize) -> c_int;
+}
+
+/// Registers the VFIO IOMMU driver "vfio-type1x".
+pub(crate) fn register() -> Result {
+    // SAFETY: no precondition; the ops are static in the shim.
+    kernel::error::to_result(unsafe { t1x_register() })
+}
+
+/// Unregisters it.
+pub(crate) fn unregister() {
+    // SAFETY: only called after a successful `register()` (module exit).
+    unsafe { t1x_unregister() }
+}
+
+/// An IOMMU group VFIO handed to a container.
+///
+/// # Invariants
+///
+/// The pointer is a live `struct iommu_group`: VFIO keeps the group
+/// referenced from `attach_group` until `detach_group` returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Group(NonNull<RawGroup>);
+
+// SAFETY: an iommu_group may be used from any thread; the IOMMU core locks it.
+unsafe impl Send for Group {}
+// SAFETY: as above.
+unsafe impl Sync for Group {}
+
+impl Group {
+    /// The group's number.
+    pub(crate) fn id(&self) -> i32 {
+        // SAFETY: by the type invariant the group is live.
+        unsafe { t1x_group_id(self.0.as_ptr()) }
+    }
+
+    /// The group's reserved regions, as `(range, type)` with type a
+    /// `T1X_RESV_*` value.
+    pub(crate) fn regions(&self) -> Result<KVec<(Range, u32)>> {
+        let mut cap = 8usize;
+        loop {
+            let mut raw = KVec::<RawRegion>::with_capacity(cap, GFP_KERNEL)?;
+            let max = u32::try_from(cap).map_err(|_| ENOMEM)?;
+            // SAFETY: the group is live (type invariant); `raw` has room for
+            // `cap` entries and the shim writes at most `max == cap`.
+            let n = unsafe { t1x_group_regions(self.0.as_ptr(), raw.as_mut_ptr(), max) };
+            let n = usize::try_from(n).map_err(|_| Error::from_errno(n))?;
+            if n > cap {
+                cap = n;
+                continue;
+            }
+            // SAFETY: the shim initialised the first `n <= cap` entries.
+            unsafe { raw.inc_len(n) };
+            let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
+            for r in raw.iter() {
+                if let Some(range) = Range::new(r.start, r.last) {
+                    out.push((range, r.kind), GFP_KERNEL)?;
+                }
+            }
+            return Ok(out);
+        }
+    }
+
+    /// Are the MSIs of every device in the group isolated? The reason is
+    /// written into `why` (NUL terminated).
+    pub(crate) fn isolated(&self, why: &mut [u8]) -> Result<bool> {
+        // SAFETY: the group is live (type invariant) and `why` is writable
+        // for its length.
+        let r = unsafe { t1x_group_isolated(self.0.as_ptr(), why.as_mut_ptr().cast(), why.len()) };
+        kernel::error::to_result(r.min(0))?;
+        Ok(r == 1)
+    }
+}
+
+/// A paging IOMMU domain the container owns.
+///
+/// # Invariants
+///
+/// The pointer came from `t1x_domain_alloc` and is freed only by `Drop`.
+pub(crate) struct Domain(NonNull<RawDomain>);
+
+// SAFETY: an iommu_domain may be used from any thread; the container's mutex
+// serialises our use of it.
+unsafe impl Send for Domain {}
+// SAFETY: as above.
+unsafe impl Sync for Domain {}
+
+impl Domain {
+    /// Allocates a paging domain for the IOMMU behind `group`.
+    pub(crate) fn alloc(group: Group) -> Result<Domain> {
+        let mut out = core::ptr::null_mut();
+        // SAFETY: the group is live (type invariant) and `out` is writable.
+        kernel::error::to_result(unsafe { t1x_domain_alloc(group.0.as_ptr(), &mut out) })?;
+        // INVARIANT: the shim returned success, so `out` is a new domain.
+        NonNull::new(out).map(Domain).ok_or(ENOMEM)
+    }
+
+    /// Attaches `group` to the domain.
+    pub(crate) fn attach(&self, group: Group) -> Result {
+        // SAFETY: both pointers are live (type invariants).
+        kernel::error::to_result(unsafe { t1x_domain_attach(self.0.as_ptr(), group.0.as_ptr()) })
+    }
+
+    /// Detaches `group`, which must be attached.
+    pub(crate) fn detach(&self, group: Group) {
+        // SAFETY: both pointers are live (type invariants); the caller only
+        // detaches a group it attached.
+        unsafe { t1x_domain_detach(self.0.as_ptr(), group.0.as_ptr()) }
+    }
+
+    /// Installs the MSI cookie: the doorbells of the devices attached to
+    /// this domain are mapped from `base` on when their vectors are set up.
+    pub(crate) fn msi_cookie(&self, base: u64) -> Result {
+        // SAFETY: the domain is live (type invariant).
+        kernel::error::to_result(unsafe { t1x_domain_msi_cookie(self.0.as_ptr(), base) })
+    }
+
+    /// The domain's aperture and supported page sizes.
+    pub(crate) fn info(&self) -> (Option<Range>, u64) {
+        let (mut start, mut end, mut pgsizes) = (0, 0, 0);
+        // SAFETY: the domain is live (type invariant); the outputs are
+        // writable.
+        unsafe { t1x_domain_info(self.0.as_ptr(), &mut start, &mut end, &mut pgsizes) };
+        (Range::new(start, end), pgsizes)
+    }
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the domain is ours and freed once.
+        unsafe { t1x_domain_free(self.0.as_ptr()) }
+    }
+}
+
+type ContainerBox = Pin<KBox<Container>>;
+
+/// `vfio_iommu_driver_ops.open`.
+///
+/// # Safety
+///
+/// `data` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn t1x_rust_open(kind: c_ulong, data: *mut *mut c_void) -> c_int {
+    match Container::new(kind) {
+        Ok(c) => {
+            // SAFETY: the caller gives a writable `data`.
+            unsafe { *data = c.into_foreign() };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `vfio_iommu_driver_ops.release`.
+///
+/// # Safety
+///
+/// `data` came from `t1x_rust_open` and is not used again.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn t1x_rust_release(data: *mut c_void) {
+    // SAFETY: per the contract, `data` is ours and released once.
+    drop(unsafe { ContainerBox::from_foreign(data) });
+}
+
+/// `vfio_iommu_driver_ops.ioctl`; `data` is NULL before `open`
+/// (`VFIO_CHECK_EXTENSION` on a container without a backend).
+///
+/// # Safety
+///
+/// `data` is NULL or came from `t1x_rust_open` and is not yet released.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn t1x_rust_ioctl(
+    data: *mut c_void,
+    cmd: c_uint,
+    arg: c_ulong,
+) -> c_long {
+    let container = if data.is_null() {
+        None
+    } else {
+        // SAFETY: per the contract, `data` is a live container.
+        Some(unsafe { ContainerBox::borrow(data) })
+    };
+    crate::ioctl::dispatch(container.as_deref(), cmd, arg)
+}
+
+/// `vfio_iommu_driver_ops.attach_group`.
+///
+/// # Safety
+///
+/// `data` came from `t1x_rust_open`; `group` is live until the matching
+/// `t1x_rust_detach_group`.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn t1x_rust_attach_group(
+    data: *mut c_void,
+    group: *mut RawGroup,
+    emulated: c_int,
+) -> c_int {
+    // SAFETY: per the contract, `data` is a live container.
+    let c = unsafe { ContainerBox::borrow(data) };
+    let Some(group) = NonNull::new(group) else {
+        return EINVAL.to_errno();
+    };
+    // INVARIANT: VFIO keeps the group live until detach_group.
+    match c.attach_group(Group(group), emulated != 0) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `vfio_iommu_driver_ops.detach_group`.
+///
+/// # Safety
+///
+/// `data` came from `t1x_rust_open`; `group` was attached to it.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn t1x_rust_detach_group(data: *mut c_void, group: *mut RawGroup) {
+    // SAFETY: per the contract, `data` is a live container.
+    let c = unsafe { ContainerBox::borrow(data) };
+    if let Some(group) = NonNull::new(group) {
+        c.detach_group(Group(group));
+    }
+}

@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C side of vfio_type1x: the VFIO IOMMU driver ops (trampolines into Rust)
+ * and thin wrappers of the IOMMU API. No policy lives here.
+ */
+#include <linux/device.h>
+#include <linux/err.h>
+#include <linux/iommu.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/msi.h>
+#include <linux/vfio.h>
+
+#include "vfio.h"
+
+#include <armsi/msi_isolation_shim.h>
+#include <armsi/vfio_type1x_shim.h>
+
+static void *t1x_open(unsigned long arg)
+{
+	void *data = NULL;
+	int ret = t1x_rust_open(arg, &data);
+
+	return ret ? ERR_PTR(ret) : data;
+}
+
+static int t1x_attach_group(void *data, struct iommu_group *group, enum vfio_group_type type)
+{
+	return t1x_rust_attach_group(data, group, type == VFIO_EMULATED_IOMMU);
+}
+
+static const struct vfio_iommu_driver_ops t1x_ops = {
+	.name = "vfio-type1x",
+	.owner = THIS_MODULE,
+	.open = t1x_open,
+	.release = t1x_rust_release,
+	.ioctl = t1x_rust_ioctl,
+	.attach_group = t1x_attach_group,
+	.detach_group = t1x_rust_detach_group,
+};
+
+int t1x_register(void)
+{
+	return vfio_register_iommu_driver(&t1x_ops);
+}
+
+void t1x_unregister(void)
+{
+	vfio_unregister_iommu_driver(&t1x_ops);
+}
+
+static int first_dev(struct device *dev, void *data)
+{
+	struct device **out = data;
+
+	*out = get_device(dev);
+	return 1;
+}
+
+int t1x_domain_alloc(struct iommu_group *group, struct iommu_domain **out)
+{
+	struct device *dev = NULL;
+	struct iommu_domain *d;
+
+	/* The iterator gives a representative device without racing removal. */
+	iommu_group_for_each_dev(group, &dev, first_dev);
+	if (!dev)
+		return -ENODEV;
+	d = iommu_paging_domain_alloc(dev);
+	put_device(dev);
+	if (IS_ERR(d))
+		return PTR_ERR(d);
+	*out = d;
+	return 0;
+}
+
+void t1x_domain_free(struct iommu_domain *domain)
+{
+	iommu_domain_free(domain);
+}
+
+int t1x_domain_attach(struct iommu_domain *domain, struct iommu_group *group)
+{
+	return iommu_attach_group(domain, group);
+}
+
+void t1x_domain_detach(struct iommu_domain *domain, struct iommu_group *group)
+{
+	iommu_detach_group(domain, group);
+}
+
+int t1x_domain_msi_cookie(struct iommu_domain *domain, u64 base)
+{
+	return iommu_get_msi_cookie(domain, base);
+}
+
+void t1x_domain_info(struct iommu_domain *domain, u64 *aperture_start,
+		     u64 *aperture_end, u64 *pgsize_bitmap)
+{
+	*aperture_start = domain->geometry.aperture_start;
+	*aperture_end = domain->geometry.aperture_end;
+	*pgsize_bitmap = domain->pgsize_bitmap;
+}
+
+int t1x_group_id(struct iommu_group *group)
+{
+	return iommu_group_id(group);
+}
+
+int t1x_group_regions(struct iommu_group *group, struct t1x_region *out, u32 max)
+{
+	struct iommu_resv_region *r, *tmp;
+	LIST_HEAD(regions);
+	u32 n = 0;
+	int ret;
+
+	ret = iommu_get_group_resv_regions(group, &regions);
+	if (ret)
+		return ret;
+	list_for_each_entry_safe(r, tmp, &regions, list) {
+		if (n < max) {
+			out[n].start = r->start;
+			out[n].last = r->start + r->length - 1;
+			out[n].type = r->type;
+			out[n].pad = 0;
+		}
+		n++;
+		kfree(r);
+	}
+	return n;
+}
+
+#define T1X_MAX_GROUP_DEVS 32
+
+struct dev_list {
+	struct device *devs[T1X_MAX_GROUP_DEVS];
+	int n;
+	bool overflow;
+};
+
+static int collect_dev(struct device *dev, void *data)
+{
+	struct dev_list *l = data;
+
+	if (l->n == T1X_MAX_GROUP_DEVS) {
+		l->overflow = true;
+		return 1;
+	}
+	l->devs[l->n++] = get_device(dev);
+	return 0;
+}
+
+int t1x_group_isolated(struct iommu_group *group, char *why, size_t len)
+{
+	int (*query)(struct device *dev, char *why, size_t len);
+	struct dev_list *l;
+	int i, ret = 1;
+
+	query = symbol_get(armsi_msi_isolation_query);
+	if (!query) {
+		ret = iommu_group_has_isolated_msi(group);
+		snprintf(why, len, "%s (iommu_group_has_isolated_msi(); load msi_isolation for the reason)",
+			 ret ? "isolated" : "not isolated");
+		return ret;
+	}
+	l = kzalloc(sizeof(*l), GFP_KERNEL);
+	if (!l) {
+		symbol_put(armsi_msi_isolation_query);
+		return -ENOMEM;
+	}
+	/*
+	 * Collect the members first: the query reads each group's domain
+	 * under the group's mutex, which the iterator holds.
+	 */
+	iommu_group_for_each_dev(group, l, collect_dev);
+	if (l->overflow) {
+		snprintf(why, len, "group has more than %d devices", T1X_MAX_GROUP_DEVS);
+		ret = -E2BIG;
+	}
+	for (i = 0; i < l->n; i++) {
+		if (ret == 1) {
+			int r = query(l->devs[i], why, len);
+
+			if (r == -ENODEV) {
+				/* Not a PCI device: ask the core for this group. */
+				r = msi_device_has_isolated_msi(l->devs[i]);
+				snprintf(why, len, "%s: %s (msi_device_has_isolated_msi())",
+					 dev_name(l->devs[i]), r ? "isolated" : "not isolated");
+			}
+			if (r <= 0)
+				ret = r;
+		}
+		put_device(l->devs[i]);
+	}
+	kfree(l);
+	symbol_put(armsi_msi_isolation_query);
+	return ret;
+}

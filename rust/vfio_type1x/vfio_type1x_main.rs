@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VFIO type1 extension: a `VFIO_TYPE1v2_IOMMU`-compatible IOMMU backend
+//! whose domains carry an MSI cookie, so that ITS doorbells are mapped
+//! automatically when vfio-pci sets up MSI/MSI-X vectors.
+//!
+//! Work in progress. Implemented: registration as the VFIO IOMMU driver
+//! "vfio-type1x", containers of type `VFIO_TYPE1_IOMMU` / `VFIO_TYPE1v2_IOMMU`
+//! (claimed only with `serve_type1=1`), group attach and detach with the MSI
+//! isolation policy (msi_isolation's verdict and reason when loaded), one
+//! paging domain per IOMMU with the MSI cookie at the software-MSI window,
+//! `VFIO_CHECK_EXTENSION` and `VFIO_IOMMU_GET_INFO` (page sizes, usable IOVA
+//! ranges). Not yet: `MAP_DMA` / `UNMAP_DMA` (they fail with `ENOTTY`), the
+//! user-chosen MSI aperture.
+
+use kernel::{
+    debugfs::{
+        Dir,
+        File, //
+    },
+    prelude::*,
+    sync::atomic::Relaxed, //
+};
+
+mod container;
+mod ffi;
+mod ioctl;
+// Shared unchanged with the host test crate (tests/host), where its items are
+// public API; in the module they are crate-internal.
+#[expect(unreachable_pub)]
+mod iova;
+
+module! {
+    type: VfioType1x,
+    name: "vfio_type1x",
+    authors: ["armsi developers"],
+    description: "VFIO type1v2-compatible IOMMU backend with an MSI IOVA aperture (in progress)",
+    license: "GPL",
+    params: {
+        serve_type1: bool {
+            default: false,
+            description: "Claim VFIO_TYPE1_IOMMU/VFIO_TYPE1v2_IOMMU containers (before vfio_iommu_type1 when loaded after it). Off while MAP_DMA is not implemented",
+        },
+        allow_unsafe_interrupts: bool {
+            default: false,
+            description: "Accept groups whose MSIs are not isolated (logged with the reason)",
+        },
+    },
+}
+
+/// The VFIO IOMMU driver registration; dropping it unregisters.
+struct Registration;
+
+impl Registration {
+    fn new() -> Result<Self> {
+        ffi::register()
+            .inspect_err(|e| pr_err!("cannot register the VFIO IOMMU driver: {e:?}\n"))?;
+        Ok(Registration)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        ffi::unregister();
+    }
+}
+
+#[pin_data]
+struct VfioType1x {
+    /// Unregistered last, after the debugfs files are gone.
+    _reg: Registration,
+    /// Keeps the debugfs directory; dropping it removes the files.
+    _dir: Dir,
+    /// `containers`: how many containers this backend serves now.
+    #[pin]
+    _containers: File<()>,
+}
+
+impl kernel::InPlaceModule for VfioType1x {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        pin_init::pin_init_scope(move || {
+            let reg = Registration::new()?;
+            let dir = Dir::new(c"vfio_type1x");
+            pr_info!(
+                "registered VFIO IOMMU driver vfio-type1x (serve_type1={}, allow_unsafe_interrupts={})\n",
+                module_parameters::serve_type1.value(),
+                module_parameters::allow_unsafe_interrupts.value()
+            );
+            Ok(try_pin_init!(Self {
+                _containers <- dir.read_callback_file(c"containers", (), &|_, f| {
+                    writeln!(f, "{}", container::OPEN.load(Relaxed))
+                }),
+                _dir: dir,
+                _reg: reg,
+            }))
+        })
+    }
+}

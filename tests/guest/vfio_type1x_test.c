@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio_type1x as a VFIO IOMMU backend, on QEMU's edu device (1234:11e8):
+ * which backend a container gets, VFIO_IOMMU_GET_INFO against upstream
+ * vfio_iommu_type1 (same boot, same group), the MSI isolation policy, and
+ * the automatic doorbell mapping: with our domain's MSI cookie, vfio-pci can
+ * enable edu's MSI and an interrupt raised by the device arrives on the
+ * eventfd.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/vfio.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/klog.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#define T1X_CONTAINERS "/sys/kernel/debug/vfio_type1x/containers"
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+static long read_long(const char *path)
+{
+	char buf[64] = "";
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	if (read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = 0;
+	close(fd);
+	return strtol(buf, NULL, 0);
+}
+
+static int mod_load(const char *path, const char *params)
+{
+	int fd = open(path, O_RDONLY), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+static void mod_unload(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/module/%s", name);
+	if (!access(path, F_OK))
+		syscall(__NR_delete_module, name, O_NONBLOCK);
+}
+
+/* The edu device's address, or 0 when the machine has none. */
+static int find_edu(char *bdf, size_t len)
+{
+	struct dirent *de;
+	char path[PATH_MAX];
+	DIR *d = opendir("/sys/bus/pci/devices");
+	int found = 0;
+
+	while (d && !found && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", de->d_name);
+		if (read_long(path) != 0x1234)
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", de->d_name);
+		if (read_long(path) != 0x11e8)
+			continue;
+		snprintf(bdf, len, "%s", de->d_name);
+		found = 1;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int group_of(const char *bdf)
+{
+	char path[PATH_MAX], target[PATH_MAX];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return -1;
+	target[n] = 0;
+	return atoi(strrchr(target, '/') + 1);
+}
+
+static int bind_vfio(const char *bdf)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
+	if (!access(path, F_OK)) {
+		char unbind[PATH_MAX];
+
+		snprintf(unbind, sizeof(unbind), "%s/unbind", path);
+		write_str(unbind, bdf);
+	}
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", bdf);
+	if (write_str(path, "vfio-pci"))
+		return -1;
+	return write_str("/sys/bus/pci/drivers_probe", bdf);
+}
+
+/* Has the kernel log, since @mark bytes, a line containing @needle? */
+static int klog_has(const char *needle)
+{
+	static char buf[1 << 20];
+	int n = klogctl(3, buf, sizeof(buf) - 1);
+
+	if (n < 0)
+		return 0;
+	buf[n] = 0;
+	return strstr(buf, needle) != NULL;
+}
+
+static int enable_bus_master(int dev)
+{
+	struct vfio_region_info cfg = { .argsz = sizeof(cfg),
+					 .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	uint16_t cmd;
+
+	if (ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &cfg))
+		return -errno;
+	if (pread(dev, &cmd, sizeof(cmd), cfg.offset + 4) != sizeof(cmd))
+		return -EIO;
+	cmd |= 0x4; /* PCI_COMMAND_MASTER */
+	if (pwrite(dev, &cmd, sizeof(cmd), cfg.offset + 4) != sizeof(cmd))
+		return -EIO;
+	return 0;
+}
+
+/* vfio_setup(), skipping the test where the MSIs are not isolated. */
+#define SETUP_OR_SKIP(v, group, type)                                              \
+	do {                                                                       \
+		int __r = vfio_setup(v, group, type);                              \
+		if (__r == -EPERM)                                                 \
+			SKIP(return, "MSIs not isolated here: see the policy test"); \
+		ASSERT_EQ(0, __r);                                                 \
+	} while (0)
+
+struct vfio {
+	int container;
+	int group;
+};
+
+/* Opens a container and the group, sets the IOMMU type; -errno on failure. */
+static int vfio_setup(struct vfio *v, int group, int type)
+{
+	char path[64];
+
+	v->container = open("/dev/vfio/vfio", O_RDWR);
+	if (v->container < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "/dev/vfio/%d", group);
+	v->group = open(path, O_RDWR);
+	if (v->group < 0)
+		return -errno;
+	if (ioctl(v->group, VFIO_GROUP_SET_CONTAINER, &v->container))
+		return -errno;
+	if (ioctl(v->container, VFIO_SET_IOMMU, type))
+		return -errno;
+	return 0;
+}
+
+static void vfio_teardown(struct vfio *v)
+{
+	if (v->group >= 0)
+		close(v->group);
+	if (v->container >= 0)
+		close(v->container);
+	v->group = v->container = -1;
+}
+
+/* GET_INFO into @buf (of @len bytes); returns the info header. */
+static struct vfio_iommu_type1_info *get_info(int container, void *buf, size_t len)
+{
+	struct vfio_iommu_type1_info *info = buf;
+
+	memset(buf, 0, len);
+	info->argsz = len;
+	if (ioctl(container, VFIO_IOMMU_GET_INFO, info))
+		return NULL;
+	return info;
+}
+
+static struct vfio_iommu_type1_info_cap_iova_range *iova_cap(struct vfio_iommu_type1_info *info)
+{
+	struct vfio_info_cap_header *h;
+	uint32_t off = info->cap_offset;
+
+	while (off) {
+		h = (void *)((char *)info + off);
+		if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE)
+			return (void *)h;
+		off = h->next;
+	}
+	return NULL;
+}
+
+FIXTURE(t1x) {
+	char edu[32];
+	int group;
+	struct vfio v;
+};
+
+FIXTURE_SETUP(t1x)
+{
+	self->v.container = self->v.group = -1;
+	if (!find_edu(self->edu, sizeof(self->edu)))
+		SKIP(return, "no edu device on this machine");
+	self->group = group_of(self->edu);
+	if (self->group < 0)
+		SKIP(return, "edu has no IOMMU group");
+	if (access("/sys/bus/pci/drivers/vfio-pci", F_OK))
+		SKIP(return, "vfio-pci is not loaded");
+	ASSERT_EQ(0, bind_vfio(self->edu));
+	/* Upstream first, then ours: the last registered is asked first. */
+	ASSERT_EQ(0, access("/sys/module/vfio_iommu_type1", F_OK));
+	mod_unload("vfio_type1x");
+}
+
+FIXTURE_TEARDOWN(t1x)
+{
+	vfio_teardown(&self->v);
+	mod_unload("vfio_type1x");
+}
+
+TEST_F(t1x, serve_type1_decides_which_backend_gets_the_container)
+{
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", ""));
+	/* Without serve_type1, upstream type1 gets it. */
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	EXPECT_EQ(0, read_long(T1X_CONTAINERS));
+	vfio_teardown(&self->v);
+	mod_unload("vfio_type1x");
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	EXPECT_EQ(0, read_long(T1X_CONTAINERS));
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	EXPECT_EQ(1, read_long(T1X_CONTAINERS));
+	EXPECT_EQ(1, ioctl(self->v.container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU));
+	EXPECT_EQ(1, ioctl(self->v.container, VFIO_CHECK_EXTENSION, VFIO_TYPE1_IOMMU));
+	EXPECT_EQ(0, ioctl(self->v.container, VFIO_CHECK_EXTENSION, VFIO_SPAPR_TCE_IOMMU));
+	/* In use: the module cannot go away under the container. */
+	EXPECT_NE(0, syscall(__NR_delete_module, "vfio_type1x", O_NONBLOCK));
+	vfio_teardown(&self->v);
+	EXPECT_EQ(0, read_long(T1X_CONTAINERS));
+}
+
+TEST_F(t1x, get_info_matches_upstream_type1)
+{
+	static char ours[4096], theirs[4096];
+	struct vfio_iommu_type1_info *a, *b, small;
+	struct vfio_iommu_type1_info_cap_iova_range *ca, *cb;
+	uint32_t i;
+
+	/* Upstream's answer for this group. */
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	b = get_info(self->v.container, theirs, sizeof(theirs));
+	ASSERT_NE(NULL, b);
+	vfio_teardown(&self->v);
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	ASSERT_EQ(1, read_long(T1X_CONTAINERS));
+
+	/* argsz below the fixed part: EINVAL, as upstream. */
+	memset(&small, 0, sizeof(small));
+	small.argsz = 8;
+	EXPECT_EQ(-1, ioctl(self->v.container, VFIO_IOMMU_GET_INFO, &small));
+	EXPECT_EQ(EINVAL, errno);
+	/* Room for the header only: told how much the capabilities need. */
+	small.argsz = sizeof(small);
+	ASSERT_EQ(0, ioctl(self->v.container, VFIO_IOMMU_GET_INFO, &small));
+	EXPECT_GT(small.argsz, sizeof(small));
+	EXPECT_EQ(0, small.cap_offset);
+	EXPECT_TRUE(small.flags & VFIO_IOMMU_INFO_CAPS);
+
+	a = get_info(self->v.container, ours, sizeof(ours));
+	ASSERT_NE(NULL, a);
+	EXPECT_TRUE(a->flags & VFIO_IOMMU_INFO_PGSIZES);
+	EXPECT_EQ(b->iova_pgsizes, a->iova_pgsizes);
+	ca = iova_cap(a);
+	cb = iova_cap(b);
+	ASSERT_NE(NULL, ca);
+	ASSERT_NE(NULL, cb);
+	ASSERT_EQ(cb->nr_iovas, ca->nr_iovas);
+	for (i = 0; i < ca->nr_iovas; i++) {
+		EXPECT_EQ(cb->iova_ranges[i].start, ca->iova_ranges[i].start);
+		EXPECT_EQ(cb->iova_ranges[i].end, ca->iova_ranges[i].end);
+		TH_LOG("usable IOVA [%#llx, %#llx]", (unsigned long long)ca->iova_ranges[i].start,
+		       (unsigned long long)ca->iova_ranges[i].end);
+		/* The software-MSI window at 0x8000000 is never usable. */
+		EXPECT_FALSE(ca->iova_ranges[i].start <= 0x80fffff &&
+			     ca->iova_ranges[i].end >= 0x8000000);
+	}
+}
+
+TEST_F(t1x, map_dma_is_not_implemented_yet)
+{
+	struct vfio_iommu_type1_dma_map map = { .argsz = sizeof(map) };
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	EXPECT_EQ(-1, ioctl(self->v.container, VFIO_IOMMU_MAP_DMA, &map));
+	EXPECT_EQ(ENOTTY, errno);
+}
+
+/*
+ * Opens edu through the group, enables one MSI vector on an eventfd, has the
+ * device raise an interrupt and waits for it. vfio-pci allocates the vector;
+ * the MSI irq domain maps the doorbell into the device's IOMMU domain through
+ * the domain's MSI cookie (without it, SET_IRQS fails with EOPNOTSUPP from
+ * iommu_dma_prepare_msi()). Returns 0 or a message.
+ */
+static const char *edu_msi_roundtrip(struct vfio *v, const char *bdf)
+{
+	struct vfio_region_info reg = { .argsz = sizeof(reg), .index = VFIO_PCI_BAR0_REGION_INDEX };
+	char irqbuf[sizeof(struct vfio_irq_set) + sizeof(int)];
+	struct vfio_irq_set *irq = (void *)irqbuf;
+	const char *err = NULL;
+	volatile uint32_t *bar;
+	struct pollfd pfd;
+	uint64_t count = 0;
+	int dev, efd;
+
+	dev = ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, bdf);
+	if (dev < 0)
+		return "VFIO_GROUP_GET_DEVICE_FD failed";
+	if (ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &reg)) {
+		close(dev);
+		return "VFIO_DEVICE_GET_REGION_INFO failed";
+	}
+	bar = mmap(NULL, reg.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev, reg.offset);
+	if (bar == MAP_FAILED) {
+		close(dev);
+		return "mmap of BAR0 failed";
+	}
+	efd = eventfd(0, EFD_NONBLOCK);
+	/* edu: 0x00 identification, 0x60 raise interrupt, 0x64 acknowledge. */
+	if ((bar[0] & 0xff0000ffu) != 0x010000edu)
+		err = "BAR0 is not edu's";
+	/* An MSI is a DMA write: the device needs bus mastering. */
+	else if (enable_bus_master(dev))
+		err = "cannot enable bus mastering";
+	if (!err) {
+		irq->argsz = sizeof(irqbuf);
+		irq->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+		irq->index = VFIO_PCI_MSI_IRQ_INDEX;
+		irq->start = 0;
+		irq->count = 1;
+		memcpy(irq->data, &efd, sizeof(efd));
+		if (ioctl(dev, VFIO_DEVICE_SET_IRQS, irq))
+			err = "VFIO_DEVICE_SET_IRQS (MSI) failed: no doorbell mapping?";
+	}
+	if (!err) {
+		bar[0x60 / 4] = 0x1;
+		pfd.fd = efd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 5000) != 1)
+			err = "no MSI from edu within 5 s";
+		else if (read(efd, &count, sizeof(count)) != sizeof(count) || count < 1)
+			err = "eventfd read failed";
+		bar[0x64 / 4] = 0x1;
+		irq->flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+		irq->count = 0;
+		irq->argsz = sizeof(*irq);
+		if (ioctl(dev, VFIO_DEVICE_SET_IRQS, irq) && !err)
+			err = "disabling MSI failed";
+	}
+	munmap((void *)bar, reg.size);
+	close(efd);
+	close(dev);
+	return err;
+}
+
+TEST_F(t1x, msi_doorbell_is_mapped_and_edu_msi_arrives)
+{
+	const char *err;
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	ASSERT_EQ(1, read_long(T1X_CONTAINERS));
+	err = edu_msi_roundtrip(&self->v, self->edu);
+	EXPECT_EQ(NULL, err) TH_LOG("%s", err);
+}
+
+TEST_F(t1x, unisolated_group_is_refused_with_the_reason)
+{
+	const char *err;
+	int r;
+
+	if (access("/sys/module/msi_isolation", F_OK))
+		ASSERT_EQ(0, mod_load("/armsi/modules/msi_isolation.ko", ""));
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	r = vfio_setup(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	if (r == 0) {
+		EXPECT_EQ(1, read_long(T1X_CONTAINERS));
+		mod_unload("msi_isolation");
+		SKIP(return, "this machine's MSIs are isolated");
+	}
+	EXPECT_EQ(-EPERM, r);
+	EXPECT_TRUE(klog_has("MSIs not isolated, refusing it: "));
+	EXPECT_TRUE(klog_has("reason=msi-controller-not-isolating"));
+	EXPECT_TRUE(klog_has("allow_unsafe_interrupts=1"));
+	vfio_teardown(&self->v);
+	mod_unload("vfio_type1x");
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko",
+			      "serve_type1=1 allow_unsafe_interrupts=1"));
+	ASSERT_EQ(0, vfio_setup(&self->v, self->group, VFIO_TYPE1v2_IOMMU));
+	EXPECT_EQ(1, read_long(T1X_CONTAINERS));
+	EXPECT_TRUE(klog_has("accepted because allow_unsafe_interrupts=1"));
+	/* Accepted, it works: the GICv2m doorbell is mapped like the ITS's. */
+	err = edu_msi_roundtrip(&self->v, self->edu);
+	EXPECT_EQ(NULL, err) TH_LOG("%s", err);
+	vfio_teardown(&self->v);
+	mod_unload("msi_isolation");
+}
+
+TEST_HARNESS_MAIN
