@@ -18,37 +18,12 @@
 
 #include "kselftest_harness.h"
 
+#include "armsi_test.h"
+
 #define DEVICES "/sys/kernel/debug/msi_isolation/devices"
 #define GROUPS "/sys/kernel/debug/msi_isolation/groups"
 #define EDU "1234:11e8"
-
-static char *slurp(const char *path)
-{
-	static char buf[65536];
-	ssize_t n;
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return NULL;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0)
-		return NULL;
-	buf[n] = 0;
-	return buf;
-}
-
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n < 0 ? -errno : 0;
-}
+#define MSI_ISO_KO "/armsi/modules/msi_isolation.ko"
 
 /* The line of @text that starts with @key followed by a space, into @line. */
 static int find_line(const char *text, const char *key, char *line, size_t len)
@@ -67,19 +42,6 @@ static int find_line(const char *text, const char *key, char *line, size_t len)
 		p = nl ? nl + 1 : NULL;
 	}
 	return 0;
-}
-
-static int sysfs_group(const char *bdf)
-{
-	char path[PATH_MAX], target[PATH_MAX];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return -1;
-	target[n] = 0;
-	return atoi(strrchr(target, '/') + 1);
 }
 
 /* The BDF of the first device with @ids ("vvvv:dddd") in the view, or 0. */
@@ -127,28 +89,6 @@ static int gic_has(const char *what)
 	return found;
 }
 
-static int mod_load_path(const char *path, const char *params)
-{
-	int fd = open(path, O_RDONLY), ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
-static int mod_load(const char *params)
-{
-	return mod_load_path("/armsi/modules/msi_isolation.ko", params);
-}
-
-static void mod_unload(void)
-{
-	if (!access("/sys/module/msi_isolation", F_OK))
-		syscall(__NR_delete_module, "msi_isolation", O_NONBLOCK);
-}
-
 FIXTURE(iso) {
 	char edu[32];
 	int has_edu;
@@ -156,14 +96,14 @@ FIXTURE(iso) {
 
 FIXTURE_SETUP(iso)
 {
-	mod_unload();
-	ASSERT_EQ(0, mod_load(""));
+	mod_unload("msi_isolation");
+	ASSERT_EQ(0, mod_load(MSI_ISO_KO, ""));
 	self->has_edu = find_device(EDU, self->edu, sizeof(self->edu));
 }
 
 FIXTURE_TEARDOWN(iso)
 {
-	mod_unload();
+	mod_unload("msi_isolation");
 }
 
 TEST_F(iso, every_pci_device_with_its_group)
@@ -186,7 +126,7 @@ TEST_F(iso, every_pci_device_with_its_group)
 		n++;
 		ASSERT_TRUE(find_line(view, de->d_name, line, sizeof(line)))
 			TH_LOG("%s missing from the view", de->d_name);
-		g = sysfs_group(de->d_name);
+		g = pci_group(de->d_name);
 		if (g < 0)
 			snprintf(expect, sizeof(expect), " group=none ");
 		else
@@ -247,7 +187,7 @@ TEST_F(iso, its_machine_isolates_with_the_doorbell_named)
 
 	if (!gic_has("its"))
 		SKIP(return, "this machine has no GICv3 ITS");
-	if (!self->has_edu || sysfs_group(self->edu) < 0)
+	if (!self->has_edu || pci_group(self->edu) < 0)
 		SKIP(return, "no edu device behind the SMMU");
 	passthrough = strstr(slurp("/proc/cmdline") ?: "", "iommu.passthrough=1") != NULL;
 	ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
@@ -268,7 +208,7 @@ TEST_F(iso, gicv2m_machine_is_not_isolated_and_says_why)
 
 	if (!gic_has("v2m"))
 		SKIP(return, "this machine has no GICv2m frame");
-	if (!self->has_edu || sysfs_group(self->edu) < 0)
+	if (!self->has_edu || pci_group(self->edu) < 0)
 		SKIP(return, "no edu device behind the SMMU");
 	/* slurp() reuses one buffer: keep a copy. */
 	groups = strdup(slurp(GROUPS) ?: "");
@@ -284,7 +224,7 @@ TEST_F(iso, gicv2m_machine_is_not_isolated_and_says_why)
 	EXPECT_NE(NULL, strstr(line, key)) TH_LOG("%s lacks %s", line, key);
 	EXPECT_NE(NULL, strstr(line, " verdict=not-isolated reason=msi-controller-not-isolating"))
 		TH_LOG("%s", line);
-	snprintf(key, sizeof(key), "group=%d", sysfs_group(self->edu));
+	snprintf(key, sizeof(key), "group=%d", pci_group(self->edu));
 	ASSERT_TRUE(find_line(groups, key, line, sizeof(line)));
 	EXPECT_NE(NULL, strstr(line, " verdict=not-isolated reason=msi-controller-not-isolating device="))
 		TH_LOG("%s", line);
@@ -299,7 +239,7 @@ TEST_F(iso, untranslated_device_is_reported_as_such)
 	ASSERT_NE(NULL, cmdline);
 	if (!self->has_edu)
 		SKIP(return, "no edu device");
-	if (sysfs_group(self->edu) < 0) {
+	if (pci_group(self->edu) < 0) {
 		/* Not behind any IOMMU: nothing checks its writes. */
 		ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
 		EXPECT_NE(NULL, strstr(line, " group=none iommu=none iommu-driver=none dma=none "))
@@ -323,41 +263,41 @@ TEST_F(iso, assert_and_deny_override_and_show_the_evidence)
 	char line[512], params[128];
 	const char *view;
 
-	if (!self->has_edu || sysfs_group(self->edu) < 0)
+	if (!self->has_edu || pci_group(self->edu) < 0)
 		SKIP(return, "no edu device behind the SMMU");
-	mod_unload();
+	mod_unload("msi_isolation");
 	snprintf(params, sizeof(params), "assert_isolated=%s", self->edu);
-	ASSERT_EQ(0, mod_load(params));
+	ASSERT_EQ(0, mod_load(MSI_ISO_KO, params));
 	view = slurp(DEVICES);
 	ASSERT_TRUE(find_line(view, self->edu, line, sizeof(line)));
 	EXPECT_NE(NULL, strstr(line, " verdict=isolated reason=asserted-by-parameter evidence="))
 		TH_LOG("%s", line);
 
-	mod_unload();
+	mod_unload("msi_isolation");
 	/* deny wins over assert, and a platform entry names every device. */
 	snprintf(params, sizeof(params),
 		 "assert_isolated=%s deny_isolated=platform:linux,dummy-virt", self->edu);
-	ASSERT_EQ(0, mod_load(params));
+	ASSERT_EQ(0, mod_load(MSI_ISO_KO, params));
 	view = slurp(DEVICES);
 	ASSERT_TRUE(find_line(view, self->edu, line, sizeof(line)));
 	EXPECT_NE(NULL, strstr(line, " verdict=not-isolated reason=denied-by-parameter evidence="))
 		TH_LOG("%s", line);
 	EXPECT_EQ(NULL, strstr(view, "verdict=isolated")) TH_LOG("%s", view);
 
-	mod_unload();
+	mod_unload("msi_isolation");
 	snprintf(params, sizeof(params), "deny_isolated=platform:some,other-board");
-	ASSERT_EQ(0, mod_load(params));
+	ASSERT_EQ(0, mod_load(MSI_ISO_KO, params));
 	ASSERT_TRUE(find_line(slurp(DEVICES), self->edu, line, sizeof(line)));
 	EXPECT_EQ(NULL, strstr(line, "by-parameter")) TH_LOG("%s", line);
 }
 
 TEST_F(iso, malformed_parameters_refuse_to_load)
 {
-	mod_unload();
-	EXPECT_EQ(-EINVAL, mod_load("assert_isolated=eth0"));
-	EXPECT_EQ(-EINVAL, mod_load("deny_isolated=platform:"));
+	mod_unload("msi_isolation");
+	EXPECT_EQ(-EINVAL, mod_load(MSI_ISO_KO, "assert_isolated=eth0"));
+	EXPECT_EQ(-EINVAL, mod_load(MSI_ISO_KO, "deny_isolated=platform:"));
 	/* Entries are separated by ';', never ','. */
-	EXPECT_EQ(-EINVAL, mod_load("assert_isolated=0000:00:01.0,0000:00:02.0"));
+	EXPECT_EQ(-EINVAL, mod_load(MSI_ISO_KO, "assert_isolated=0000:00:01.0,0000:00:02.0"));
 	EXPECT_NE(0, access("/sys/module/msi_isolation", F_OK));
 }
 
@@ -410,7 +350,7 @@ TEST_F(iso, kernel_query_matches_the_view)
 	DIR *d;
 	int n = 0;
 
-	ASSERT_EQ(0, mod_load_path("/armsi/kmod/msi_query_test.ko", ""));
+	ASSERT_EQ(0, mod_load("/armsi/kmod/msi_query_test.ko", ""));
 	view = strdup(slurp(DEVICES) ?: "");
 	answers = strdup(slurp("/sys/kernel/debug/msi_query_test/answers") ?: "");
 	d = opendir("/sys/bus/pci/devices");
@@ -432,7 +372,7 @@ TEST_F(iso, kernel_query_matches_the_view)
 	EXPECT_NE(NULL, strstr(answers, "\ntruncated=")) TH_LOG("%s", answers);
 	EXPECT_NE(NULL, strstr(answers, " len=7\n")) TH_LOG("%s", answers);
 
-	mod_unload();
+	mod_unload("msi_isolation");
 	/* Unloading removes the views and the query. */
 	EXPECT_NE(0, access(DEVICES, F_OK));
 	EXPECT_NE(0, access(GROUPS, F_OK));

@@ -26,90 +26,9 @@
 
 #include "kselftest_harness.h"
 
+#include "armsi_test.h"
+
 #define T1X_CONTAINERS "/sys/kernel/debug/vfio_type1x/containers"
-
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n < 0 ? -errno : 0;
-}
-
-static long read_long(const char *path)
-{
-	char buf[64] = "";
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return -1;
-	if (read(fd, buf, sizeof(buf) - 1) < 0)
-		buf[0] = 0;
-	close(fd);
-	return strtol(buf, NULL, 0);
-}
-
-static int mod_load(const char *path, const char *params)
-{
-	int fd = open(path, O_RDONLY), ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
-static void mod_unload(const char *name)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "/sys/module/%s", name);
-	if (!access(path, F_OK))
-		syscall(__NR_delete_module, name, O_NONBLOCK);
-}
-
-/* The edu device's address, or 0 when the machine has none. */
-static int find_edu(char *bdf, size_t len)
-{
-	struct dirent *de;
-	char path[PATH_MAX];
-	DIR *d = opendir("/sys/bus/pci/devices");
-	int found = 0;
-
-	while (d && !found && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", de->d_name);
-		if (read_long(path) != 0x1234)
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", de->d_name);
-		if (read_long(path) != 0x11e8)
-			continue;
-		snprintf(bdf, len, "%s", de->d_name);
-		found = 1;
-	}
-	if (d)
-		closedir(d);
-	return found;
-}
-
-static int group_of(const char *bdf)
-{
-	char path[PATH_MAX], target[PATH_MAX];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return -1;
-	target[n] = 0;
-	return atoi(strrchr(target, '/') + 1);
-}
 
 static int bind_vfio(const char *bdf)
 {
@@ -233,9 +152,9 @@ FIXTURE(t1x) {
 FIXTURE_SETUP(t1x)
 {
 	self->v.container = self->v.group = -1;
-	if (!find_edu(self->edu, sizeof(self->edu)))
+	if (!pci_find(0x1234, 0x11e8, self->edu, sizeof(self->edu)))
 		SKIP(return, "no edu device on this machine");
-	self->group = group_of(self->edu);
+	self->group = pci_group(self->edu);
 	if (self->group < 0)
 		SKIP(return, "edu has no IOMMU group");
 	if (access("/sys/bus/pci/drivers/vfio-pci", F_OK))
