@@ -91,6 +91,7 @@ def build_initramfs(args, stage):
     shutil.copy2(os.path.join(TOP, "tests/guest/init"), os.path.join(stage, "init"))
     shutil.copy2(os.path.join(TOP, "tests/guest/report.sh"), os.path.join(stage, "armsi"))
     shutil.copy2(os.path.join(TOP, "tests/guest/suite.list"), os.path.join(stage, "armsi"))
+    shutil.copy2(os.path.join(TOP, "tests/guest/vfio_peer.sh"), os.path.join(stage, "armsi"))
     modroot = os.path.join(kernel_dir(args.variant), "build/modroot/lib")
     if os.path.isdir(modroot):
         shutil.copytree(modroot, os.path.join(stage, "lib"), symlinks=True,

@@ -79,4 +79,48 @@ int t1x_group_regions(struct iommu_group *group, struct t1x_region *out, u32 max
  */
 int t1x_group_isolated(struct iommu_group *group, char *why, size_t len);
 
+/* Memory of the calling process, for DMA mappings. */
+struct mm_struct;
+
+/**
+ * t1x_mm_current() - the calling process's mm, with a reference (mmgrab)
+ *
+ * Return: the mm, or NULL for a kernel thread.
+ */
+struct mm_struct *t1x_mm_current(void);
+/* Drops the reference t1x_mm_current() took (mmdrop). */
+void t1x_mm_put(struct mm_struct *mm);
+
+/**
+ * t1x_account() - charge or refund locked memory (account_locked_vm())
+ * @mm: the mm the pages belong to
+ * @npages: pages
+ * @inc: charge (1) or refund (0)
+ *
+ * Return: 0, or -ENOMEM when a charge would exceed RLIMIT_MEMLOCK (unless
+ * the caller has CAP_IPC_LOCK).
+ */
+int t1x_account(struct mm_struct *mm, u64 npages, int inc);
+
+/**
+ * t1x_pin() - pin user pages of the calling process for long-term DMA
+ * @vaddr: first user address (page aligned)
+ * @npages: number of pages
+ * @write: pin for writing too
+ * @pfns: receives @npages page frame numbers
+ *
+ * All or nothing: on failure nothing stays pinned.
+ *
+ * Return: 0 or a negative errno (-EFAULT for an unmapped address).
+ */
+int t1x_pin(u64 vaddr, u64 npages, int write, u64 *pfns);
+
+/* Unpins @npages physically contiguous pages from @pfn, dirtying them if asked. */
+void t1x_unpin(u64 pfn, u64 npages, int dirty);
+
+/* iommu_map() with GFP_KERNEL; @prot: 1 read, 2 write. */
+int t1x_map(struct iommu_domain *domain, u64 iova, u64 paddr, u64 size, int prot);
+/* iommu_unmap(); returns the bytes unmapped. */
+u64 t1x_unmap(struct iommu_domain *domain, u64 iova, u64 size);
+
 #endif

@@ -6,8 +6,14 @@
 //! up MSI/MSI-X vectors.
 
 use kernel::{
+    alloc::VVec,
     new_mutex,
+    page::PAGE_SIZE,
     prelude::*,
+    rbtree::{
+        RBTree,
+        RBTreeNodeReservation, //
+    },
     sync::{
         atomic::{
             Atomic,
@@ -18,9 +24,16 @@ use kernel::{
 };
 
 use crate::{
+    dma_args::{
+        self,
+        MapRequest,
+        Refusal, //
+    },
     ffi::{
+        self,
         Domain,
-        Group, //
+        Group,
+        Mm, //
     },
     iova::{
         self,
@@ -36,8 +49,17 @@ const RESV_SW_MSI: u32 = 4;
 pub(crate) const VFIO_TYPE1_IOMMU: usize = 1;
 pub(crate) const VFIO_TYPE1V2_IOMMU: usize = 3;
 
+/// How many mappings a container may hold, as `vfio_iommu_type1`'s default
+/// `dma_entry_limit`.
+pub(crate) const DMA_ENTRY_LIMIT: usize = u16::MAX as usize;
+
+/// CAST: `PAGE_SIZE` fits in u64.
+const PAGE: u64 = PAGE_SIZE as u64;
+
 /// Containers open now, for debugfs.
 pub(crate) static OPEN: Atomic<i64> = Atomic::new(0);
+/// Containers served since the module loaded, for debugfs.
+pub(crate) static SERVED: Atomic<i64> = Atomic::new(0);
 
 /// A paging domain and the groups attached to it.
 struct DomainEntry {
@@ -58,9 +80,148 @@ impl Drop for DomainEntry {
     }
 }
 
+/// One `MAP_DMA` mapping: pinned user pages mapped at an IOVA range in
+/// every domain of the container.
+struct Dma {
+    /// The IOVA range.
+    iova: Range,
+    /// The device may read / write.
+    read: bool,
+    write: bool,
+    /// Runs of physically contiguous pinned pages: (first pfn, pages), in
+    /// IOVA order.
+    runs: VVec<(u64, u64)>,
+    /// The process whose locked memory the pages are charged to.
+    mm: Mm,
+}
+
+impl Dma {
+    fn pages(&self) -> u64 {
+        (self.iova.last - self.iova.start + 1) / PAGE
+    }
+
+    /// Maps every run into `domain`; on failure unmaps what it mapped.
+    fn map_into(&self, domain: &Domain) -> Result {
+        let mut at = self.iova.start;
+        for &(pfn, n) in self.runs.iter() {
+            if let Err(e) = domain.map(at, pfn * PAGE, n * PAGE, self.read, self.write) {
+                if at > self.iova.start {
+                    domain.unmap(self.iova.start, at - self.iova.start);
+                }
+                return Err(e);
+            }
+            at += n * PAGE;
+        }
+        Ok(())
+    }
+
+    /// Unmaps the mapping from every domain, unpins and refunds the pages.
+    fn release(self, domains: &[DomainEntry]) {
+        let size = self.iova.last - self.iova.start + 1;
+        for d in domains {
+            d.domain.unmap(self.iova.start, size);
+        }
+        for &(pfn, n) in self.runs.iter() {
+            ffi::unpin(pfn, n, self.write);
+        }
+        self.mm.refund(self.pages());
+    }
+}
+
 /// The fields of [`Container`] protected by its mutex.
 struct Inner {
     domains: KVec<DomainEntry>,
+    /// The mappings, keyed by their *last* IOVA, so that the first entry at
+    /// or after an address is the only one that can contain it.
+    dmas: RBTree<u64, Dma>,
+    /// Usable IOVA ranges and page sizes, recomputed at attach and detach.
+    usable: Ranges,
+    pgsizes: u64,
+    /// How many entries `dmas` holds.
+    ndma: usize,
+}
+
+/// Pins `npages` pages from `vaddr` and returns their contiguous runs.
+fn pin_runs(vaddr: u64, write: bool, npages: u64) -> Result<VVec<(u64, u64)>> {
+    let n = usize::try_from(npages).map_err(|_| ENOMEM)?;
+    let mut pfns = VVec::<u64>::with_capacity(n, GFP_KERNEL)?;
+    pfns.resize(n, 0, GFP_KERNEL)?;
+    ffi::pin(vaddr, write, &mut pfns)?;
+    let mut runs = VVec::new();
+    for run in dma_args::contiguous_runs(&pfns) {
+        if let Err(e) = runs.push(run, GFP_KERNEL) {
+            for (pfn, n) in dma_args::contiguous_runs(&pfns) {
+                ffi::unpin(pfn, n, false);
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(runs)
+}
+
+impl Inner {
+    /// May `r` be mapped now?
+    fn may_map(&self, r: Range) -> Result {
+        if self.overlaps(r) {
+            return Err(EEXIST);
+        }
+        if self.ndma >= DMA_ENTRY_LIMIT {
+            return Err(ENOSPC);
+        }
+        if !dma_args::in_usable(r, self.usable.as_slice()) {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// The IOVA range of the mapping containing `iova`, if any.
+    fn dma_at(&self, iova: u64) -> Option<Range> {
+        let r = self.dmas.cursor_lower_bound(&iova)?.current().1.iova;
+        (r.start <= iova).then_some(r)
+    }
+
+    /// Does any mapping overlap `r`?
+    fn overlaps(&self, r: Range) -> bool {
+        self.dmas
+            .cursor_lower_bound(&r.start)
+            .is_some_and(|c| c.current().1.iova.start <= r.last)
+    }
+
+    /// The smallest page size offered.
+    fn min_pgsize(&self) -> u64 {
+        if self.pgsizes == 0 {
+            PAGE
+        } else {
+            1 << self.pgsizes.trailing_zeros()
+        }
+    }
+
+    /// Recomputes the usable ranges and page sizes from the domains.
+    fn refresh(&mut self) -> Result {
+        self.pgsizes =
+            iova::effective_pgsizes(self.domains.iter().map(|d| d.domain.info().1), PAGE);
+        let mut ranges = Ranges::new(Range {
+            start: 0,
+            last: u64::MAX,
+        });
+        for d in self.domains.iter() {
+            ranges.intersect(d.domain.info().0.ok_or(EINVAL)?);
+            for g in d.groups.iter() {
+                for (r, _) in g.regions()?.iter() {
+                    ranges.exclude(*r).map_err(|_| ENOSPC)?;
+                }
+            }
+        }
+        self.usable = ranges;
+        Ok(())
+    }
+}
+
+fn refusal(r: Refusal) -> Error {
+    match r {
+        Refusal::Invalid => EINVAL,
+        Refusal::Overflow => EOVERFLOW,
+    }
 }
 
 /// One container.
@@ -84,11 +245,21 @@ impl Container {
         let c = KBox::pin_init(
             try_pin_init!(Container {
                 v2,
-                inner <- new_mutex!(Inner { domains: KVec::new() }, "Container::inner"),
+                inner <- new_mutex!(
+                    Inner {
+                        domains: KVec::new(),
+                        dmas: RBTree::new(),
+                        usable: Ranges::new(Range { start: 0, last: u64::MAX }),
+                        pgsizes: 0,
+                        ndma: 0,
+                    },
+                    "Container::inner"
+                ),
             }),
             GFP_KERNEL,
         )?;
         OPEN.fetch_add(1, Relaxed);
+        SERVED.fetch_add(1, Relaxed);
         Ok(c)
     }
 
@@ -143,6 +314,23 @@ impl Container {
                 pr_err!("group {id}: cannot install the MSI cookie at {base:#x}: {e:?}\n")
             })?;
         }
+        // Replay the existing mappings before any device can use the domain.
+        let mut replayed = 0;
+        let mut replay = Ok(());
+        for (_, dma) in inner.dmas.iter() {
+            replay = dma.map_into(&domain);
+            if replay.is_err() {
+                break;
+            }
+            replayed += 1;
+        }
+        if let Err(e) = replay {
+            for (_, dma) in inner.dmas.iter().take(replayed) {
+                domain.unmap(dma.iova.start, dma.iova.last - dma.iova.start + 1);
+            }
+            pr_err!("group {id}: cannot replay the container's mappings: {e:?}\n");
+            return Err(e);
+        }
         let mut groups = KVec::new();
         groups.push(group, GFP_KERNEL)?;
         domain.attach(group)?;
@@ -153,7 +341,7 @@ impl Container {
             msi_base: sw_msi,
         };
         inner.domains.push(entry, GFP_KERNEL)?;
-        Ok(())
+        inner.refresh()
     }
 
     /// `detach_group`.
@@ -172,39 +360,126 @@ impl Container {
             // Dropping the entry frees the domain (and its MSI cookie).
             drop(inner.domains.remove(di));
         }
+        if !inner.domains.is_empty() && inner.refresh().is_err() {
+            pr_warn!(
+                "group {}: detached; usable IOVA ranges not recomputed\n",
+                group.id()
+            );
+        }
+    }
+
+    /// `VFIO_IOMMU_MAP_DMA` of an already parsed request.
+    pub(crate) fn map(&self, argsz: u32, flags: u32, vaddr: u64, iova: u64, size: u64) -> Result {
+        let pgsize = self.inner.lock().min_pgsize();
+        let req = dma_args::check_map(argsz, flags, vaddr, iova, size, pgsize).map_err(refusal)?;
+        self.map_request(req)
+    }
+
+    fn map_request(&self, req: MapRequest) -> Result {
+        let npages = (req.iova.last - req.iova.start + 1) / PAGE;
+        {
+            let inner = self.inner.lock();
+            inner.may_map(req.iova)?;
+        }
+        // Pin and charge without the lock: it can fault and sleep long.
+        let mm = Mm::current()?;
+        mm.charge(npages)?;
+        let pinned = pin_runs(req.vaddr, req.write, npages);
+        let runs = match pinned {
+            Ok(runs) => runs,
+            Err(e) => {
+                mm.refund(npages);
+                return Err(e);
+            }
+        };
+        let dma = Dma {
+            iova: req.iova,
+            read: req.read,
+            write: req.write,
+            runs,
+            mm,
+        };
+        let reservation = match RBTreeNodeReservation::new(GFP_KERNEL) {
+            Ok(r) => r,
+            Err(e) => {
+                dma.release(&[]);
+                return Err(e.into());
+            }
+        };
+
+        let mut inner = self.inner.lock();
+        // Re-check under the lock: another thread may have mapped meanwhile.
+        if let Err(e) = inner.may_map(req.iova) {
+            drop(inner);
+            dma.release(&[]);
+            return Err(e);
+        }
+        for (i, d) in inner.domains.iter().enumerate() {
+            if let Err(e) = dma.map_into(&d.domain) {
+                dma.release(&inner.domains[..i]);
+                return Err(e);
+            }
+        }
+        inner.dmas.insert(reservation.into_node(req.iova.last, dma));
+        inner.ndma += 1;
+        Ok(())
+    }
+
+    /// `VFIO_IOMMU_UNMAP_DMA`; returns the bytes unmapped.
+    pub(crate) fn unmap(&self, argsz: u32, flags: u32, iova: u64, size: u64) -> Result<u64> {
+        let mut inner = self.inner.lock();
+        let range =
+            dma_args::check_unmap(argsz, flags, iova, size, inner.min_pgsize()).map_err(refusal)?;
+        if self.v2 && flags & dma_args::UNMAP_FLAG_ALL == 0 {
+            dma_args::check_no_bisect(range, inner.dma_at(range.start), inner.dma_at(range.last))
+                .map_err(refusal)?;
+        }
+        let mut unmapped = 0;
+        loop {
+            let Some(c) = inner.dmas.cursor_lower_bound_mut(&range.start) else {
+                break;
+            };
+            let d = c.current().1.iova;
+            // Type1 (v1) unmaps nothing when the range starts inside a
+            // mapping; v2 refused that above.
+            if d.start > range.last || (!self.v2 && range.start > d.start) {
+                break;
+            }
+            let (_, node) = c.remove_current();
+            let (_, dma) = node.to_key_value();
+            inner.ndma -= 1;
+            unmapped += d.last - d.start + 1;
+            dma.release(&inner.domains);
+        }
+        Ok(unmapped)
+    }
+
+    /// How many more mappings the container takes.
+    pub(crate) fn dma_avail(&self) -> usize {
+        DMA_ENTRY_LIMIT - self.inner.lock().ndma
     }
 
     /// The page sizes offered and the usable IOVA ranges: the intersection
     /// of the domains' apertures minus every group's reserved regions
     /// (which include the MSI window).
-    pub(crate) fn iova_info(&self) -> Result<(u64, Ranges)> {
+    pub(crate) fn iova_info(&self) -> (u64, Ranges) {
         let inner = self.inner.lock();
-        let pgsizes = iova::effective_pgsizes(
-            inner.domains.iter().map(|d| d.domain.info().1),
-            kernel::page::PAGE_SIZE as u64,
-        );
-        let mut ranges = Ranges::new(Range {
-            start: 0,
-            last: u64::MAX,
-        });
-        for d in inner.domains.iter() {
-            match d.domain.info().0 {
-                Some(ap) => ranges.intersect(ap),
-                None => return Err(EINVAL),
-            }
-            for g in d.groups.iter() {
-                for (r, _) in g.regions()?.iter() {
-                    ranges.exclude(*r).map_err(|_| ENOSPC)?;
-                }
-            }
-        }
-        Ok((pgsizes, ranges))
+        (inner.pgsizes, inner.usable.clone())
     }
 }
 
 #[pinned_drop]
 impl PinnedDrop for Container {
     fn drop(self: Pin<&mut Self>) {
+        // Unmap, unpin and refund whatever the user left mapped.
+        let mut inner = self.inner.lock();
+        while let Some(c) = inner.dmas.cursor_front_mut() {
+            let (_, node) = c.remove_current();
+            let (_, dma) = node.to_key_value();
+            inner.ndma -= 1;
+            dma.release(&inner.domains);
+        }
+        drop(inner);
         OPEN.fetch_sub(1, Relaxed);
     }
 }

@@ -36,6 +36,12 @@ pub(crate) struct RawGroup {
     _private: [u8; 0],
 }
 
+/// Opaque `struct mm_struct`.
+#[repr(C)]
+pub(crate) struct RawMm {
+    _private: [u8; 0],
+}
+
 /// Mirror of `struct t1x_region`.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -58,6 +64,73 @@ extern "C" {
     fn t1x_group_id(group: *mut RawGroup) -> c_int;
     fn t1x_group_regions(group: *mut RawGroup, out: *mut RawRegion, max: u32) -> c_int;
     fn t1x_group_isolated(group: *mut RawGroup, why: *mut c_char, len: usize) -> c_int;
+    fn t1x_mm_current() -> *mut RawMm;
+    fn t1x_mm_put(mm: *mut RawMm);
+    fn t1x_account(mm: *mut RawMm, npages: u64, inc: c_int) -> c_int;
+    fn t1x_pin(vaddr: u64, npages: u64, write: c_int, pfns: *mut u64) -> c_int;
+    fn t1x_unpin(pfn: u64, npages: u64, dirty: c_int);
+    fn t1x_map(domain: *mut RawDomain, iova: u64, paddr: u64, size: u64, prot: c_int) -> c_int;
+    fn t1x_unmap(domain: *mut RawDomain, iova: u64, size: u64) -> u64;
+}
+
+/// A reference to a process's memory (`mmgrab`), for unaccounting locked
+/// pages after the process is gone.
+///
+/// # Invariants
+///
+/// The pointer holds one `mmgrab` reference, dropped by `Drop`.
+pub(crate) struct Mm(NonNull<RawMm>);
+
+// SAFETY: an mm reference may be dropped and used for accounting from any
+// thread.
+unsafe impl Send for Mm {}
+// SAFETY: as above; `Mm` has no interior mutability of its own.
+unsafe impl Sync for Mm {}
+
+impl Mm {
+    /// The calling process's mm; `EPERM` from a kernel thread.
+    pub(crate) fn current() -> Result<Mm> {
+        // SAFETY: no precondition; the shim takes a reference.
+        let mm = unsafe { t1x_mm_current() };
+        // INVARIANT: a non-NULL return carries the reference.
+        NonNull::new(mm).map(Mm).ok_or(EPERM)
+    }
+
+    /// Charges `npages` locked pages to the mm (`ENOMEM` over
+    /// RLIMIT_MEMLOCK).
+    pub(crate) fn charge(&self, npages: u64) -> Result {
+        // SAFETY: the mm is referenced (type invariant).
+        kernel::error::to_result(unsafe { t1x_account(self.0.as_ptr(), npages, 1) })
+    }
+
+    /// Refunds `npages` locked pages.
+    pub(crate) fn refund(&self, npages: u64) {
+        // SAFETY: the mm is referenced (type invariant). A refund cannot fail.
+        unsafe { t1x_account(self.0.as_ptr(), npages, 0) };
+    }
+}
+
+impl Drop for Mm {
+    fn drop(&mut self) {
+        // SAFETY: drops the reference the type invariant says we hold.
+        unsafe { t1x_mm_put(self.0.as_ptr()) }
+    }
+}
+
+/// Pins `pfns.len()` pages of the calling process from `vaddr` for
+/// long-term DMA and writes their page frame numbers; all or nothing.
+pub(crate) fn pin(vaddr: u64, write: bool, pfns: &mut [u64]) -> Result {
+    // CAST: a slice length fits in u64.
+    let n = pfns.len() as u64;
+    // SAFETY: `pfns` is writable for `n` entries; the shim pins from the
+    // calling process's mm, which is the ioctl caller's.
+    kernel::error::to_result(unsafe { t1x_pin(vaddr, n, c_int::from(write), pfns.as_mut_ptr()) })
+}
+
+/// Unpins `npages` contiguous pages from `pfn`, pinned by [`pin`].
+pub(crate) fn unpin(pfn: u64, npages: u64, dirty: bool) {
+    // SAFETY: the caller passes a run it pinned and has not unpinned.
+    unsafe { t1x_unpin(pfn, npages, c_int::from(dirty)) }
 }
 
 /// Registers the VFIO IOMMU driver "vfio-type1x".
@@ -172,6 +245,20 @@ impl Domain {
     pub(crate) fn msi_cookie(&self, base: u64) -> Result {
         // SAFETY: the domain is live (type invariant).
         kernel::error::to_result(unsafe { t1x_domain_msi_cookie(self.0.as_ptr(), base) })
+    }
+
+    /// Maps `size` bytes at `iova` to physical `paddr`.
+    pub(crate) fn map(&self, iova: u64, paddr: u64, size: u64, read: bool, write: bool) -> Result {
+        let prot = c_int::from(read) | (c_int::from(write) << 1);
+        // SAFETY: the domain is live (type invariant); the container's
+        // mutex serialises changes to its mappings.
+        kernel::error::to_result(unsafe { t1x_map(self.0.as_ptr(), iova, paddr, size, prot) })
+    }
+
+    /// Unmaps `size` bytes at `iova`; returns the bytes unmapped.
+    pub(crate) fn unmap(&self, iova: u64, size: u64) -> u64 {
+        // SAFETY: as for `map`.
+        unsafe { t1x_unmap(self.0.as_ptr(), iova, size) }
     }
 
     /// The domain's aperture and supported page sizes.

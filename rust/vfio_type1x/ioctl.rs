@@ -16,10 +16,13 @@ use kernel::{
     },
 };
 
-use crate::container::{
-    Container,
-    VFIO_TYPE1V2_IOMMU,
-    VFIO_TYPE1_IOMMU, //
+use crate::{
+    container::{
+        Container,
+        VFIO_TYPE1V2_IOMMU,
+        VFIO_TYPE1_IOMMU, //
+    },
+    dma_args, //
 };
 
 const fn vfio_io(nr: u32) -> u32 {
@@ -29,6 +32,10 @@ const fn vfio_io(nr: u32) -> u32 {
 
 const VFIO_CHECK_EXTENSION: u32 = vfio_io(1);
 const VFIO_IOMMU_GET_INFO: u32 = vfio_io(12);
+const VFIO_IOMMU_MAP_DMA: u32 = vfio_io(13);
+const VFIO_IOMMU_UNMAP_DMA: u32 = vfio_io(14);
+/// `VFIO_UNMAP_ALL` extension.
+const VFIO_UNMAP_ALL: usize = 9;
 
 /// `struct vfio_iommu_type1_info`: argsz, flags, iova_pgsizes, cap_offset,
 /// pad.
@@ -38,6 +45,7 @@ const INFO_MINSZ: usize = 16;
 const VFIO_IOMMU_INFO_PGSIZES: u32 = 1 << 0;
 const VFIO_IOMMU_INFO_CAPS: u32 = 1 << 1;
 const VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE: u16 = 1;
+const VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL: u16 = 3;
 
 /// Runs one container ioctl; `container` is `None` before `open`.
 pub(crate) fn dispatch(container: Option<&Container>, cmd: c_uint, arg: c_ulong) -> c_long {
@@ -45,7 +53,8 @@ pub(crate) fn dispatch(container: Option<&Container>, cmd: c_uint, arg: c_ulong)
         (VFIO_CHECK_EXTENSION, _) => Ok(check_extension(arg)),
         (_, None) => Err(EINVAL),
         (VFIO_IOMMU_GET_INFO, Some(c)) => get_info(c, arg).map(|()| 0),
-        // MAP_DMA, UNMAP_DMA and the rest are not implemented yet.
+        (VFIO_IOMMU_MAP_DMA, Some(c)) => map_dma(c, arg).map(|()| 0),
+        (VFIO_IOMMU_UNMAP_DMA, Some(c)) => unmap_dma(c, arg).map(|()| 0),
         _ => Err(ENOTTY),
     };
     match r {
@@ -59,6 +68,7 @@ fn check_extension(arg: c_ulong) -> c_long {
         VFIO_TYPE1_IOMMU | VFIO_TYPE1V2_IOMMU => {
             c_long::from(crate::module_parameters::serve_type1.value())
         }
+        VFIO_UNMAP_ALL => 1,
         _ => 0,
     }
 }
@@ -75,17 +85,26 @@ fn get_info(c: &Container, arg: c_ulong) -> Result {
         return Err(EINVAL);
     }
 
-    let (pgsizes, ranges) = c.iova_info()?;
+    let (pgsizes, ranges) = c.iova_info();
 
-    // The IOVA range capability: header (id, version, next), nr_iovas,
-    // reserved, then {start, end} pairs.
+    // The capability chain; each `next` is an offset from the start of the
+    // info struct, 0 ends the chain. First DMA_AVAIL (header, avail), then
+    // the IOVA ranges (header, nr_iovas, reserved, {start, end} pairs).
     let mut cap = KVec::<u8>::new();
-    cap.extend_from_slice(
+    // CAST: small constants.
+    let next = (INFO_SIZE + 12) as u32;
+    let avail = c.dma_avail() as u32;
+    for field in [
+        &VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL.to_ne_bytes()[..],
+        &1u16.to_ne_bytes(),
+        &next.to_ne_bytes(),
+        &avail.to_ne_bytes(),
         &VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE.to_ne_bytes(),
-        GFP_KERNEL,
-    )?;
-    cap.extend_from_slice(&1u16.to_ne_bytes(), GFP_KERNEL)?;
-    cap.extend_from_slice(&0u32.to_ne_bytes(), GFP_KERNEL)?;
+        &1u16.to_ne_bytes(),
+        &0u32.to_ne_bytes(),
+    ] {
+        cap.extend_from_slice(field, GFP_KERNEL)?;
+    }
     // CAST: at most `iova::MAX_RANGES` ranges.
     cap.extend_from_slice(&(ranges.as_slice().len() as u32).to_ne_bytes(), GFP_KERNEL)?;
     cap.extend_from_slice(&0u32.to_ne_bytes(), GFP_KERNEL)?;
@@ -115,4 +134,41 @@ fn get_info(c: &Container, arg: c_ulong) -> Result {
     info[16..20].copy_from_slice(&cap_offset.to_ne_bytes());
     let n = argsz_usize.min(INFO_SIZE);
     UserSlice::new(base, n).writer().write_slice(&info[..n])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[at..at + 8]);
+    u64::from_ne_bytes(v)
+}
+
+/// `struct vfio_iommu_type1_dma_map`: argsz, flags, vaddr, iova, size.
+fn map_dma(c: &Container, arg: c_ulong) -> Result {
+    let mut m = [0u8; dma_args::MAP_MINSZ as usize];
+    UserSlice::new(UserPtr::from_addr(arg as usize), m.len())
+        .reader()
+        .read_slice(&mut m)?;
+    c.map(
+        u32_at(&m, 0),
+        u32_at(&m, 4),
+        u64_at(&m, 8),
+        u64_at(&m, 16),
+        u64_at(&m, 24),
+    )
+}
+
+/// `struct vfio_iommu_type1_dma_unmap`: argsz, flags, iova, size; the size
+/// unmapped is written back.
+fn unmap_dma(c: &Container, arg: c_ulong) -> Result {
+    let base = UserPtr::from_addr(arg as usize);
+    let mut u = [0u8; dma_args::UNMAP_MINSZ as usize];
+    UserSlice::new(base, u.len()).reader().read_slice(&mut u)?;
+    let unmapped = c.unmap(u32_at(&u, 0), u32_at(&u, 4), u64_at(&u, 8), u64_at(&u, 16))?;
+    UserSlice::new(base.wrapping_byte_add(16), 8)
+        .writer()
+        .write_slice(&unmapped.to_ne_bytes())
 }

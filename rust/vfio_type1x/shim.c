@@ -6,7 +6,9 @@
 #include <linux/device.h>
 #include <linux/err.h>
 #include <linux/iommu.h>
+#include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/msi.h>
@@ -196,4 +198,75 @@ int t1x_group_isolated(struct iommu_group *group, char *why, size_t len)
 	kfree(l);
 	symbol_put(armsi_msi_isolation_query);
 	return ret;
+}
+
+struct mm_struct *t1x_mm_current(void)
+{
+	struct mm_struct *mm = current->mm;
+
+	if (mm)
+		mmgrab(mm);
+	return mm;
+}
+
+void t1x_mm_put(struct mm_struct *mm)
+{
+	mmdrop(mm);
+}
+
+int t1x_account(struct mm_struct *mm, u64 npages, int inc)
+{
+	return account_locked_vm(mm, npages, inc);
+}
+
+#define T1X_PIN_BATCH 512
+
+int t1x_pin(u64 vaddr, u64 npages, int write, u64 *pfns)
+{
+	unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
+	struct page **pages;
+	u64 done = 0;
+	int ret = 0;
+
+	pages = kmalloc_array(T1X_PIN_BATCH, sizeof(*pages), GFP_KERNEL);
+	if (!pages)
+		return -ENOMEM;
+	while (done < npages) {
+		int want = min_t(u64, npages - done, T1X_PIN_BATCH);
+		int got, i;
+
+		got = pin_user_pages_fast(vaddr + (done << PAGE_SHIFT), want, flags, pages);
+		if (got <= 0) {
+			ret = got ? got : -EFAULT;
+			break;
+		}
+		for (i = 0; i < got; i++)
+			pfns[done + i] = page_to_pfn(pages[i]);
+		done += got;
+	}
+	kfree(pages);
+	if (ret) {
+		u64 i;
+
+		for (i = 0; i < done; i++)
+			unpin_user_page(pfn_to_page(pfns[i]));
+	}
+	return ret;
+}
+
+void t1x_unpin(u64 pfn, u64 npages, int dirty)
+{
+	unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
+}
+
+int t1x_map(struct iommu_domain *domain, u64 iova, u64 paddr, u64 size, int prot)
+{
+	int iprot = ((prot & 1) ? IOMMU_READ : 0) | ((prot & 2) ? IOMMU_WRITE : 0);
+
+	return iommu_map(domain, iova, paddr, size, iprot | IOMMU_CACHE, GFP_KERNEL);
+}
+
+u64 t1x_unmap(struct iommu_domain *domain, u64 iova, u64 size)
+{
+	return iommu_unmap(domain, iova, size);
 }

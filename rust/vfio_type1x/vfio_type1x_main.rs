@@ -9,9 +9,9 @@
 //! (claimed only with `serve_type1=1`), group attach and detach with the MSI
 //! isolation policy (msi_isolation's verdict and reason when loaded), one
 //! paging domain per IOMMU with the MSI cookie at the software-MSI window,
-//! `VFIO_CHECK_EXTENSION` and `VFIO_IOMMU_GET_INFO` (page sizes, usable IOVA
-//! ranges). Not yet: `MAP_DMA` / `UNMAP_DMA` (they fail with `ENOTTY`), the
-//! user-chosen MSI aperture.
+//! `VFIO_CHECK_EXTENSION`, `VFIO_IOMMU_GET_INFO`, `VFIO_IOMMU_MAP_DMA` and
+//! `VFIO_IOMMU_UNMAP_DMA`. Not yet: the user-chosen MSI aperture.
+//! See Documentation/vfio-type1x.rst.
 
 use kernel::{
     debugfs::{
@@ -23,6 +23,9 @@ use kernel::{
 };
 
 mod container;
+// Shared with the host test crate, as `iova`.
+#[expect(unreachable_pub)]
+mod dma_args;
 mod ffi;
 mod ioctl;
 // Shared unchanged with the host test crate (tests/host), where its items are
@@ -39,7 +42,7 @@ module! {
     params: {
         serve_type1: bool {
             default: false,
-            description: "Claim VFIO_TYPE1_IOMMU/VFIO_TYPE1v2_IOMMU containers (before vfio_iommu_type1 when loaded after it). Off while MAP_DMA is not implemented",
+            description: "Claim VFIO_TYPE1_IOMMU/VFIO_TYPE1v2_IOMMU containers (before vfio_iommu_type1 when loaded after it). Off until the backend is complete",
         },
         allow_unsafe_interrupts: bool {
             default: false,
@@ -74,6 +77,9 @@ struct VfioType1x {
     /// `containers`: how many containers this backend serves now.
     #[pin]
     _containers: File<()>,
+    /// `served`: how many it has served since it was loaded.
+    #[pin]
+    _served: File<()>,
 }
 
 impl kernel::InPlaceModule for VfioType1x {
@@ -89,6 +95,9 @@ impl kernel::InPlaceModule for VfioType1x {
             Ok(try_pin_init!(Self {
                 _containers <- dir.read_callback_file(c"containers", (), &|_, f| {
                     writeln!(f, "{}", container::OPEN.load(Relaxed))
+                }),
+                _served <- dir.read_callback_file(c"served", (), &|_, f| {
+                    writeln!(f, "{}", container::SERVED.load(Relaxed))
                 }),
                 _dir: dir,
                 _reg: reg,

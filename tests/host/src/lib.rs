@@ -13,3 +13,7 @@ pub mod policy;
 /// `rust/vfio_type1x/iova.rs`: usable IOVA ranges and page sizes.
 #[path = "../../../rust/vfio_type1x/iova.rs"]
 pub mod iova;
+
+/// `rust/vfio_type1x/dma_args.rs`: MAP_DMA/UNMAP_DMA argument checks.
+#[path = "../../../rust/vfio_type1x/dma_args.rs"]
+pub mod dma_args;
