@@ -187,6 +187,21 @@ impl Inner {
             .is_some_and(|c| c.current().1.iova.start <= r.last)
     }
 
+    /// Detaches `group` from domain `di` and frees the domain (and its MSI
+    /// cookie) when it was the last group.
+    fn remove_group(&mut self, di: usize, group: Group) {
+        // PANIC: callers pass an index from `position()` or the last push.
+        let d = &mut self.domains[di];
+        if let Some(gi) = d.groups.iter().position(|g| *g == group) {
+            d.domain.detach(group);
+            // `gi` is in bounds: it was just found.
+            let _ = d.groups.remove(gi);
+        }
+        if d.groups.is_empty() {
+            drop(self.domains.remove(di));
+        }
+    }
+
     /// The smallest page size offered.
     fn min_pgsize(&self) -> u64 {
         if self.pgsizes == 0 {
@@ -298,50 +313,85 @@ impl Container {
         if inner.domains.iter().any(|d| d.groups.contains(&group)) {
             return Err(EINVAL);
         }
+        // The group's reserved regions must not cover existing mappings.
+        if let Some((r, _)) = regions.iter().find(|(r, _)| inner.overlaps(*r)) {
+            pr_err!(
+                "group {id}: reserved region {:#x}..={:#x} overlaps an existing DMA mapping\n",
+                r.start,
+                r.last
+            );
+            return Err(EINVAL);
+        }
         // A domain already serving another group of the same IOMMU takes
         // this one too; the IOMMU core refuses an incompatible attach.
-        for d in inner.domains.iter_mut() {
+        let mut joined = None;
+        for (i, d) in inner.domains.iter_mut().enumerate() {
             if d.msi_base == sw_msi && d.domain.attach(group).is_ok() {
                 d.groups
                     .push(group, GFP_KERNEL)
                     .inspect_err(|_| d.domain.detach(group))?;
-                return Ok(());
+                joined = Some(i);
+                break;
             }
         }
+        let di = match joined {
+            Some(i) => i,
+            None => {
+                let entry = Self::new_domain(&inner, group, sw_msi)?;
+                inner.domains.push(entry, GFP_KERNEL)?;
+                inner.domains.len() - 1
+            }
+        };
+        if let Err(e) = inner.refresh() {
+            // Undo: VFIO does not detach a group whose attach failed.
+            inner.remove_group(di, group);
+            let _ = inner.refresh();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A new paging domain for `group`, with the MSI cookie and the
+    /// container's mappings replayed, and `group` attached to it.
+    fn new_domain(inner: &Inner, group: Group, sw_msi: Option<u64>) -> Result<DomainEntry> {
+        let id = group.id();
         let domain = Domain::alloc(group)?;
+        if let Some(ap) = domain.info().0 {
+            if let Some((_, d)) = inner
+                .dmas
+                .iter()
+                .find(|(_, d)| d.iova.start < ap.start || d.iova.last > ap.last)
+            {
+                pr_err!(
+                    "group {id}: its IOMMU's aperture {:#x}..={:#x} does not cover the mapping at {:#x}\n",
+                    ap.start,
+                    ap.last,
+                    d.iova.start
+                );
+                return Err(EINVAL);
+            }
+        }
         if let Some(base) = sw_msi {
             domain.msi_cookie(base).inspect_err(|e| {
                 pr_err!("group {id}: cannot install the MSI cookie at {base:#x}: {e:?}\n")
             })?;
         }
-        // Replay the existing mappings before any device can use the domain.
-        let mut replayed = 0;
-        let mut replay = Ok(());
+        // Replay the existing mappings before any device can use the domain;
+        // on failure, freeing the domain drops whatever was replayed.
         for (_, dma) in inner.dmas.iter() {
-            replay = dma.map_into(&domain);
-            if replay.is_err() {
-                break;
-            }
-            replayed += 1;
-        }
-        if let Err(e) = replay {
-            for (_, dma) in inner.dmas.iter().take(replayed) {
-                domain.unmap(dma.iova.start, dma.iova.last - dma.iova.start + 1);
-            }
-            pr_err!("group {id}: cannot replay the container's mappings: {e:?}\n");
-            return Err(e);
+            dma.map_into(&domain).inspect_err(|e| {
+                pr_err!("group {id}: cannot replay the container's mappings: {e:?}\n")
+            })?;
         }
         let mut groups = KVec::new();
         groups.push(group, GFP_KERNEL)?;
         domain.attach(group)?;
         // From here `DomainEntry::drop` detaches the group on error.
-        let entry = DomainEntry {
+        Ok(DomainEntry {
             domain,
             groups,
             msi_base: sw_msi,
-        };
-        inner.domains.push(entry, GFP_KERNEL)?;
-        inner.refresh()
+        })
     }
 
     /// `detach_group`.
@@ -350,16 +400,7 @@ impl Container {
         let Some(di) = inner.domains.iter().position(|d| d.groups.contains(&group)) else {
             return;
         };
-        let d = &mut inner.domains[di];
-        if let Some(gi) = d.groups.iter().position(|g| *g == group) {
-            d.domain.detach(group);
-            // `gi` is in bounds: it was just found.
-            let _ = d.groups.remove(gi);
-        }
-        if d.groups.is_empty() {
-            // Dropping the entry frees the domain (and its MSI cookie).
-            drop(inner.domains.remove(di));
-        }
+        inner.remove_group(di, group);
         if !inner.domains.is_empty() && inner.refresh().is_err() {
             pr_warn!(
                 "group {}: detached; usable IOVA ranges not recomputed\n",

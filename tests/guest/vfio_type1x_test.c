@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <linux/vfio.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +347,25 @@ TEST_F(t1x, map_unmap_errnos_match_upstream_type1)
 	munmap(buf, 0x8000);
 }
 
+/*
+ * One edu DMA transfer: 0x80 source, 0x88 destination, 0x90 count, 0x98
+ * command (bit 0 start, bit 1 device-to-RAM); edu's buffer is at 0x40000.
+ * Returns 0, or -1 when it does not complete within 5 s.
+ */
+static int edu_dma(volatile uint64_t *bar64, uint64_t src, uint64_t dst, uint64_t len,
+		   int to_ram)
+{
+	int i;
+
+	bar64[0x80 / 8] = src;
+	bar64[0x88 / 8] = dst;
+	bar64[0x90 / 8] = len;
+	bar64[0x98 / 8] = 0x1 | (to_ram ? 0x2 : 0);
+	for (i = 0; i < 5000 && (bar64[0x98 / 8] & 1); i++)
+		usleep(1000);
+	return (bar64[0x98 / 8] & 1) ? -1 : 0;
+}
+
 /* The locked memory of this process, in kB (VmLck). */
 static long vmlck_kb(void)
 {
@@ -355,62 +375,153 @@ static long vmlck_kb(void)
 	return p ? strtol(p + 6, NULL, 10) : -1;
 }
 
-TEST_F(t1x, edu_dma_through_our_domain_and_locked_vm)
+/* Maps a buffer, runs one edu DMA round trip through IOVA 0x100000. */
+static const char *edu_dma_roundtrip(struct vfio *v, const char *edu)
 {
 	struct vfio_region_info reg = { .argsz = sizeof(reg), .index = VFIO_PCI_BAR0_REGION_INDEX };
-	volatile uint32_t *bar;
-	volatile uint64_t *bar64;
-	long lck0;
+	const char *err = NULL;
+	volatile uint64_t *bar;
 	uint64_t done;
 	char *buf;
 	int dev, i;
+
+	buf = mmap(NULL, 0x2000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return "mmap failed";
+	for (i = 0; i < 0x1000; i++) {
+		buf[i] = (char)(i * 13 + 1);
+		buf[0x1000 + i] = 0;
+	}
+	if (map_dma(v->container, (uint64_t)buf, 0x100000, 0x2000, RW, MAPSZ)) {
+		munmap(buf, 0x2000);
+		return "MAP_DMA failed";
+	}
+	dev = ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, edu);
+	if (dev < 0 || enable_bus_master(dev) || ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &reg))
+		err = "cannot open edu";
+	bar = err ? MAP_FAILED : mmap(NULL, reg.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev,
+				      reg.offset);
+	if (!err && bar == MAP_FAILED)
+		err = "cannot map BAR0";
+	if (!err && (edu_dma(bar, 0x100000, 0x40000, 0x1000, 0) ||
+		     edu_dma(bar, 0x40000, 0x101000, 0x1000, 1)))
+		err = "edu DMA timed out";
+	if (!err && memcmp(buf, buf + 0x1000, 0x1000))
+		err = "the data did not round-trip";
+	if (bar != MAP_FAILED)
+		munmap((void *)bar, reg.size);
+	if (dev >= 0)
+		close(dev);
+	if (unmap_dma(v->container, 0x100000, 0x2000, 0, UNMAPSZ, &done) || done != 0x2000)
+		err = err ?: "UNMAP_DMA failed";
+	munmap(buf, 0x2000);
+	return err;
+}
+
+TEST_F(t1x, edu_dma_through_our_domain_and_locked_vm)
+{
+	const char *err;
+	uint64_t done;
+	long lck0;
+	char *buf;
 
 	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
 	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
 	ASSERT_EQ(1, read_long(T1X_CONTAINERS));
 
-	buf = mmap(NULL, 0x2000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* edu's DMA engine masks addresses to 28 bits: IOVAs stay below 256 MiB. */
+	err = edu_dma_roundtrip(&self->v, self->edu);
+	EXPECT_EQ(NULL, err) TH_LOG("%s", err);
+
+	/* Pinned pages are charged to locked_vm, and refunded on unmap. */
+	buf = mmap(NULL, 0x40000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, buf);
-	for (i = 0; i < 0x1000; i++) {
-		buf[i] = (char)(i * 7 + 3);
-		buf[0x1000 + i] = 0;
-	}
 	lck0 = vmlck_kb();
-	/* edu's DMA engine masks addresses to 28 bits: stay below 256 MiB. */
-	ASSERT_EQ(0, map_dma(self->v.container, (uint64_t)buf, 0x100000, 0x2000, RW, MAPSZ));
-	EXPECT_EQ(lck0 + 8, vmlck_kb());
-
-	dev = ioctl(self->v.group, VFIO_GROUP_GET_DEVICE_FD, self->edu);
-	ASSERT_LE(0, dev);
-	ASSERT_EQ(0, enable_bus_master(dev));
-	ASSERT_EQ(0, ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &reg));
-	bar = mmap(NULL, reg.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev, reg.offset);
-	ASSERT_NE(MAP_FAILED, bar);
-	bar64 = (volatile uint64_t *)bar;
-	/* edu DMA: 0x80 source, 0x88 destination, 0x90 count, 0x98 command
-	 * (bit 0 start, bit 1 device-to-RAM); its buffer is at 0x40000. */
-	bar64[0x80 / 8] = 0x100000;
-	bar64[0x88 / 8] = 0x40000;
-	bar64[0x90 / 8] = 0x1000;
-	bar64[0x98 / 8] = 0x1;
-	for (i = 0; i < 5000 && (bar64[0x98 / 8] & 1); i++)
-		usleep(1000);
-	ASSERT_EQ(0, bar64[0x98 / 8] & 1) TH_LOG("RAM->edu DMA did not complete");
-	bar64[0x80 / 8] = 0x40000;
-	bar64[0x88 / 8] = 0x101000;
-	bar64[0x90 / 8] = 0x1000;
-	bar64[0x98 / 8] = 0x3;
-	for (i = 0; i < 5000 && (bar64[0x98 / 8] & 1); i++)
-		usleep(1000);
-	ASSERT_EQ(0, bar64[0x98 / 8] & 1) TH_LOG("edu->RAM DMA did not complete");
-	EXPECT_EQ(0, memcmp(buf, buf + 0x1000, 0x1000)) TH_LOG("the data did not round-trip");
-
-	ASSERT_EQ(0, unmap_dma(self->v.container, 0x100000, 0x2000, 0, UNMAPSZ, &done));
-	EXPECT_EQ(0x2000, done);
+	ASSERT_EQ(0, map_dma(self->v.container, (uint64_t)buf, 0x200000, 0x40000, RW, MAPSZ));
+	EXPECT_EQ(lck0 + 256, vmlck_kb());
+	ASSERT_EQ(0, unmap_dma(self->v.container, 0x200000, 0x40000, 0, UNMAPSZ, &done));
+	EXPECT_EQ(0x40000, done);
 	EXPECT_EQ(lck0, vmlck_kb());
-	munmap((void *)bar, reg.size);
-	close(dev);
-	munmap(buf, 0x2000);
+	munmap(buf, 0x40000);
+}
+
+TEST_F(t1x, second_group_joins_the_domain_and_leaves)
+{
+	char igb[32], path[64];
+	const char *err;
+	int igb_group, g2;
+
+	if (!pci_find(0x8086, 0x10c9, igb, sizeof(igb)) || pci_group(igb) < 0)
+		SKIP(return, "no igb device behind the SMMU");
+	igb_group = pci_group(igb);
+	ASSERT_EQ(0, bind_vfio(igb));
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+
+	snprintf(path, sizeof(path), "/dev/vfio/%d", igb_group);
+	g2 = open(path, O_RDWR);
+	ASSERT_LE(0, g2);
+	ASSERT_EQ(0, ioctl(g2, VFIO_GROUP_SET_CONTAINER, &self->v.container));
+	/* Still one container, and edu's DMA works with two groups in it. */
+	EXPECT_EQ(1, read_long(T1X_CONTAINERS));
+	err = edu_dma_roundtrip(&self->v, self->edu);
+	EXPECT_EQ(NULL, err) TH_LOG("%s", err);
+	/* The igb group leaves; edu keeps working. */
+	ASSERT_EQ(0, ioctl(g2, VFIO_GROUP_UNSET_CONTAINER));
+	close(g2);
+	err = edu_dma_roundtrip(&self->v, self->edu);
+	EXPECT_EQ(NULL, err) TH_LOG("%s", err);
+}
+
+struct mapper {
+	int container;
+	char *buf;
+	uint64_t iova;
+	int errors;
+};
+
+/* Maps and unmaps its own 64 KiB IOVA slot, 50 times. */
+static void *mapper_run(void *arg)
+{
+	struct mapper *m = arg;
+	uint64_t done;
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		if (map_dma(m->container, (uint64_t)m->buf, m->iova, 0x10000, RW, MAPSZ))
+			m->errors++;
+		if (unmap_dma(m->container, m->iova, 0x10000, 0, UNMAPSZ, &done) || done != 0x10000)
+			m->errors++;
+	}
+	return NULL;
+}
+
+TEST_F(t1x, threads_map_and_unmap_disjoint_ranges)
+{
+	struct mapper m[4];
+	pthread_t t[4];
+	uint64_t done;
+	int i;
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	for (i = 0; i < 4; i++) {
+		m[i].container = self->v.container;
+		m[i].buf = mmap(NULL, 0x10000, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		ASSERT_NE(MAP_FAILED, m[i].buf);
+		m[i].iova = 0x1000000 + i * 0x100000;
+		m[i].errors = 0;
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, mapper_run, &m[i]));
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, m[i].errors) TH_LOG("thread %d", i);
+		munmap(m[i].buf, 0x10000);
+	}
+	/* Nothing left behind. */
+	ASSERT_EQ(0, unmap_dma(self->v.container, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL, UNMAPSZ, &done));
+	EXPECT_EQ(0, done);
 }
 
 TEST_F(t1x, killed_process_releases_everything)
