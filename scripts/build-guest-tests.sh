@@ -19,7 +19,7 @@ kdir=$(readlink -f "$CACHE/kernel-$variant")
 KSRC="$kdir/src"
 KOUT="$kdir/build"
 CC=aarch64-linux-gnu-gcc
-CFLAGS="-static -O2 -g -Wall -Werror -Wno-format-truncation -D_GNU_SOURCE -I$KSRC/tools/testing/selftests -isystem $KOUT/usr/include"
+CFLAGS="-static -O2 -g -Wall -Werror -Wno-format-truncation -D_GNU_SOURCE -I$top/include/uapi -I$KSRC/tools/testing/selftests -isystem $KOUT/usr/include"
 
 build_c() { # <out dir> <sources...>
 	local out=$1; shift

@@ -118,6 +118,20 @@ int t1x_pin(u64 vaddr, u64 npages, int write, u64 *pfns);
 /* Unpins @npages physically contiguous pages from @pfn, dirtying them if asked. */
 void t1x_unpin(u64 pfn, u64 npages, int dirty);
 
+/* iommu_iova_to_phys(): the physical address @iova maps, 0 if none. */
+u64 t1x_iova_to_phys(struct iommu_domain *domain, u64 iova);
+
+/**
+ * t1x_group_doorbells() - the doorbell pages of the MSI controllers that the
+ * devices of @group use (GICv3 ITS GITS_TRANSLATER, GICv2m frame)
+ * @group: the IOMMU group
+ * @out: array of @max physical page addresses
+ * @max: its capacity
+ *
+ * Return: the number of distinct pages found (only the first @max written).
+ */
+int t1x_group_doorbells(struct iommu_group *group, u64 *out, u32 max);
+
 /* iommu_map() with GFP_KERNEL; @prot: 1 read, 2 write. */
 int t1x_map(struct iommu_domain *domain, u64 iova, u64 paddr, u64 size, int prot);
 /* iommu_unmap(); returns the bytes unmapped. */

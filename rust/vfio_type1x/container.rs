@@ -24,6 +24,11 @@ use kernel::{
 };
 
 use crate::{
+    aperture::{
+        check_aperture,
+        ApertureContext,
+        ApertureRefusal, //
+    },
     dma_args::{
         self,
         MapRequest,
@@ -68,8 +73,6 @@ struct DomainEntry {
     domain: Domain,
     /// Groups attached to `domain`.
     groups: KVec<Group>,
-    /// Base of the MSI cookie installed on `domain`, if any.
-    msi_base: Option<u64>,
 }
 
 impl Drop for DomainEntry {
@@ -139,6 +142,10 @@ struct Inner {
     pgsizes: u64,
     /// How many entries `dmas` holds.
     ndma: usize,
+    /// The MSI aperture: every domain's MSI cookie starts here. Chosen at
+    /// the first attach (the `msi_base` parameter, else the IOMMU's
+    /// software-MSI window), moved by `VFIO_TYPE1X_SET_MSI_APERTURE`.
+    aperture: Option<Range>,
 }
 
 /// Pins `npages` pages from `vaddr` and returns their contiguous runs.
@@ -222,13 +229,59 @@ impl Inner {
         for d in self.domains.iter() {
             ranges.intersect(d.domain.info().0.ok_or(EINVAL)?);
             for g in d.groups.iter() {
-                for (r, _) in g.regions()?.iter() {
+                for (r, _) in self.reserved(g)?.iter() {
                     ranges.exclude(*r).map_err(|_| ENOSPC)?;
                 }
             }
         }
+        // The MSI window is ours to place: the aperture replaces the
+        // IOMMU's software-MSI region.
+        if let Some(ap) = self.aperture {
+            ranges.exclude(ap).map_err(|_| ENOSPC)?;
+        }
         self.usable = ranges;
         Ok(())
+    }
+
+    /// `group`'s reserved regions that DMA must avoid: all of them, but the
+    /// software-MSI window once the container has its own aperture.
+    fn reserved(&self, group: &Group) -> Result<KVec<(Range, u32)>> {
+        let mut regions = group.regions()?;
+        if self.aperture.is_some() {
+            regions.retain(|(_, kind)| *kind != RESV_SW_MSI);
+        }
+        Ok(regions)
+    }
+
+    /// The doorbell pages mapped in the aperture now, `(iova, phys)`, in
+    /// IOVA order. The MSI cookie hands out pages upwards from the base, so
+    /// the scan stops at the first unmapped page.
+    fn doorbells(&self) -> Result<KVec<(u64, u64)>> {
+        let mut out = KVec::new();
+        let Some(ap) = self.aperture else {
+            return Ok(out);
+        };
+        let mut iova = ap.start;
+        while iova <= ap.last {
+            let mut found = false;
+            for d in self.domains.iter() {
+                if let Some(pa) = d.domain.iova_to_phys(iova) {
+                    found = true;
+                    let page = pa & !(PAGE - 1);
+                    if !out.contains(&(iova, page)) {
+                        out.push((iova, page), GFP_KERNEL)?;
+                    }
+                }
+            }
+            if !found {
+                break;
+            }
+            iova = match iova.checked_add(PAGE) {
+                Some(next) => next,
+                None => break,
+            };
+        }
+        Ok(out)
     }
 }
 
@@ -267,6 +320,7 @@ impl Container {
                         usable: Ranges::new(Range { start: 0, last: u64::MAX }),
                         pgsizes: 0,
                         ndma: 0,
+                        aperture: None,
                     },
                     "Container::inner"
                 ),
@@ -307,14 +361,18 @@ impl Container {
         let sw_msi = regions
             .iter()
             .find(|(_, kind)| *kind == RESV_SW_MSI)
-            .map(|(r, _)| r.start);
+            .map(|(r, _)| *r);
 
         let mut inner = self.inner.lock();
         if inner.domains.iter().any(|d| d.groups.contains(&group)) {
             return Err(EINVAL);
         }
+        if inner.aperture.is_none() {
+            inner.aperture = default_aperture(sw_msi);
+        }
         // The group's reserved regions must not cover existing mappings.
-        if let Some((r, _)) = regions.iter().find(|(r, _)| inner.overlaps(*r)) {
+        let reserved = inner.reserved(&group)?;
+        if let Some((r, _)) = reserved.iter().find(|(r, _)| inner.overlaps(*r)) {
             pr_err!(
                 "group {id}: reserved region {:#x}..={:#x} overlaps an existing DMA mapping\n",
                 r.start,
@@ -326,7 +384,7 @@ impl Container {
         // this one too; the IOMMU core refuses an incompatible attach.
         let mut joined = None;
         for (i, d) in inner.domains.iter_mut().enumerate() {
-            if d.msi_base == sw_msi && d.domain.attach(group).is_ok() {
+            if d.domain.attach(group).is_ok() {
                 d.groups
                     .push(group, GFP_KERNEL)
                     .inspect_err(|_| d.domain.detach(group))?;
@@ -337,7 +395,8 @@ impl Container {
         let di = match joined {
             Some(i) => i,
             None => {
-                let entry = Self::new_domain(&inner, group, sw_msi)?;
+                let base = inner.aperture.map(|a| a.start);
+                let entry = Self::new_domain(&inner, group, base)?;
                 inner.domains.push(entry, GFP_KERNEL)?;
                 inner.domains.len() - 1
             }
@@ -353,7 +412,18 @@ impl Container {
 
     /// A new paging domain for `group`, with the MSI cookie and the
     /// container's mappings replayed, and `group` attached to it.
-    fn new_domain(inner: &Inner, group: Group, sw_msi: Option<u64>) -> Result<DomainEntry> {
+    fn new_domain(inner: &Inner, group: Group, msi_base: Option<u64>) -> Result<DomainEntry> {
+        let domain = Self::prepared_domain(inner, group, msi_base)?;
+        let mut groups = KVec::new();
+        groups.push(group, GFP_KERNEL)?;
+        domain.attach(group)?;
+        // From here `DomainEntry::drop` detaches the group on error.
+        Ok(DomainEntry { domain, groups })
+    }
+
+    /// A new paging domain for the IOMMU behind `group`, with the MSI cookie
+    /// at `msi_base` and the container's mappings replayed; nothing attached.
+    fn prepared_domain(inner: &Inner, group: Group, msi_base: Option<u64>) -> Result<Domain> {
         let id = group.id();
         let domain = Domain::alloc(group)?;
         if let Some(ap) = domain.info().0 {
@@ -371,7 +441,7 @@ impl Container {
                 return Err(EINVAL);
             }
         }
-        if let Some(base) = sw_msi {
+        if let Some(base) = msi_base {
             domain.msi_cookie(base).inspect_err(|e| {
                 pr_err!("group {id}: cannot install the MSI cookie at {base:#x}: {e:?}\n")
             })?;
@@ -383,15 +453,108 @@ impl Container {
                 pr_err!("group {id}: cannot replay the container's mappings: {e:?}\n")
             })?;
         }
-        let mut groups = KVec::new();
-        groups.push(group, GFP_KERNEL)?;
-        domain.attach(group)?;
-        // From here `DomainEntry::drop` detaches the group on error.
-        Ok(DomainEntry {
-            domain,
-            groups,
-            msi_base: sw_msi,
-        })
+        Ok(domain)
+    }
+
+    /// `VFIO_TYPE1X_SET_MSI_APERTURE`: moves the MSI aperture, giving every
+    /// domain a fresh one with its cookie at the new base (a domain's cookie
+    /// is set once), while no doorbell is mapped.
+    pub(crate) fn set_aperture(&self, argsz: u32, flags: u32, iova: u64, size: u64) -> Result {
+        let mut inner = self.inner.lock();
+        let doorbell_mapped = !inner.doorbells()?.is_empty();
+        let mut domains = KVec::new();
+        let mut reserved = KVec::new();
+        let mut doorbells = KVec::<u64>::new();
+        for d in inner.domains.iter() {
+            domains.push(d.domain.info().0.ok_or(EINVAL)?, GFP_KERNEL)?;
+            for g in d.groups.iter() {
+                for (r, kind) in g.regions()?.iter() {
+                    if *kind != RESV_SW_MSI {
+                        reserved.push(*r, GFP_KERNEL)?;
+                    }
+                }
+                for db in g.doorbells()?.iter() {
+                    if !doorbells.contains(db) {
+                        doorbells.push(*db, GFP_KERNEL)?;
+                    }
+                }
+            }
+        }
+        let overlaps = |r: Range| inner.overlaps(r);
+        let cx = ApertureContext {
+            pgsize: inner.min_pgsize(),
+            doorbell_mapped,
+            domains: &domains,
+            reserved: &reserved,
+            overlaps_dma: &overlaps,
+            // CAST: a handful of MSI controllers.
+            doorbell_pages: doorbells.len() as u64,
+        };
+        let new = check_aperture(argsz, flags, iova, size, &cx).map_err(|why| {
+            pr_err!("MSI aperture {iova:#x}+{size:#x} refused: {}\n", why.why());
+            match why {
+                ApertureRefusal::Malformed | ApertureRefusal::Unaligned => EINVAL,
+                ApertureRefusal::Wraps => EOVERFLOW,
+                ApertureRefusal::DoorbellMapped => EBUSY,
+                ApertureRefusal::OutsideDomain => ERANGE,
+                ApertureRefusal::Reserved => EADDRINUSE,
+                ApertureRefusal::OverlapsDma => EEXIST,
+                ApertureRefusal::TooSmall => ENOSPC,
+            }
+        })?;
+        drop(domains);
+
+        // Build every new domain first, then move the groups; a failure
+        // before the move leaves the container as it was.
+        let mut fresh = KVec::with_capacity(inner.domains.len(), GFP_KERNEL)?;
+        for d in inner.domains.iter() {
+            let first = *d.groups.first().ok_or(EINVAL)?;
+            fresh.push(
+                Self::prepared_domain(&inner, first, Some(new.start))?,
+                GFP_KERNEL,
+            )?;
+        }
+        for (d, nd) in inner.domains.iter_mut().zip(fresh.into_iter()) {
+            let mut moved = 0;
+            let mut res = Ok(());
+            for g in d.groups.iter() {
+                d.domain.detach(*g);
+                res = nd.attach(*g);
+                if res.is_err() {
+                    // Put this group back where it was.
+                    let _ = d.domain.attach(*g);
+                    break;
+                }
+                moved += 1;
+            }
+            if let Err(e) = res {
+                for g in d.groups.iter().take(moved) {
+                    nd.detach(*g);
+                    let _ = d.domain.attach(*g);
+                }
+                pr_err!("MSI aperture: moving a group to its new domain failed: {e:?}\n");
+                return Err(e);
+            }
+            // The old domain (and its cookie) is freed here.
+            d.domain = nd;
+        }
+        let old = inner.aperture.replace(new);
+        let (from, to) = old.map_or((0, 0), |o| (o.start, o.last));
+        pr_info!(
+            "MSI aperture moved from {from:#x}..={to:#x} to {:#x}..={:#x}\n",
+            new.start,
+            new.last
+        );
+        inner.refresh()
+    }
+
+    /// The aperture and the doorbells mapped in it, for `GET_INFO`.
+    pub(crate) fn aperture_info(&self) -> Result<Option<(Range, KVec<(u64, u64)>)>> {
+        let inner = self.inner.lock();
+        match inner.aperture {
+            Some(ap) => Ok(Some((ap, inner.doorbells()?))),
+            None => Ok(None),
+        }
     }
 
     /// `detach_group`.
@@ -523,6 +686,22 @@ impl PinnedDrop for Container {
         drop(inner);
         OPEN.fetch_sub(1, Relaxed);
     }
+}
+
+/// The size of an aperture the `msi_base` parameter places when the IOMMU
+/// has no software-MSI window to copy it from.
+const DEFAULT_APERTURE_SIZE: u64 = 0x10_0000;
+
+/// The aperture of a new container: at the `msi_base` parameter when set
+/// (with the size of the IOMMU's software-MSI window, or 1 MiB), else the
+/// software-MSI window itself, else none.
+fn default_aperture(sw_msi: Option<Range>) -> Option<Range> {
+    let base = crate::module_parameters::msi_base.value();
+    if base == 0 {
+        return sw_msi;
+    }
+    let size = sw_msi.map_or(DEFAULT_APERTURE_SIZE, |r| r.last - r.start + 1);
+    Range::new(base, base.checked_add(size - 1)?)
 }
 
 /// The text before the first NUL of `buf`.

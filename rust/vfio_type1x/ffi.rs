@@ -70,6 +70,8 @@ extern "C" {
     fn t1x_pin(vaddr: u64, npages: u64, write: c_int, pfns: *mut u64) -> c_int;
     fn t1x_unpin(pfn: u64, npages: u64, dirty: c_int);
     fn t1x_map(domain: *mut RawDomain, iova: u64, paddr: u64, size: u64, prot: c_int) -> c_int;
+    fn t1x_iova_to_phys(domain: *mut RawDomain, iova: u64) -> u64;
+    fn t1x_group_doorbells(group: *mut RawGroup, out: *mut u64, max: u32) -> c_int;
     fn t1x_unmap(domain: *mut RawDomain, iova: u64, size: u64) -> u64;
 }
 
@@ -193,6 +195,27 @@ impl Group {
         }
     }
 
+    /// The doorbell pages (physical) of the MSI controllers the group's
+    /// devices use.
+    pub(crate) fn doorbells(&self) -> Result<KVec<u64>> {
+        let mut cap = 4usize;
+        loop {
+            let mut out = KVec::<u64>::with_capacity(cap, GFP_KERNEL)?;
+            let max = u32::try_from(cap).map_err(|_| ENOMEM)?;
+            // SAFETY: the group is live (type invariant); `out` has room for
+            // `cap` entries and the shim writes at most `max == cap`.
+            let n = unsafe { t1x_group_doorbells(self.0.as_ptr(), out.as_mut_ptr(), max) };
+            let n = usize::try_from(n).map_err(|_| Error::from_errno(n))?;
+            if n > cap {
+                cap = n;
+                continue;
+            }
+            // SAFETY: the shim initialised the first `n <= cap` entries.
+            unsafe { out.inc_len(n) };
+            return Ok(out);
+        }
+    }
+
     /// Are the MSIs of every device in the group isolated? The reason is
     /// written into `why` (NUL terminated).
     pub(crate) fn isolated(&self, why: &mut [u8]) -> Result<bool> {
@@ -259,6 +282,13 @@ impl Domain {
     pub(crate) fn unmap(&self, iova: u64, size: u64) -> u64 {
         // SAFETY: as for `map`.
         unsafe { t1x_unmap(self.0.as_ptr(), iova, size) }
+    }
+
+    /// The physical address `iova` maps to, if any.
+    pub(crate) fn iova_to_phys(&self, iova: u64) -> Option<u64> {
+        // SAFETY: the domain is live (type invariant).
+        let pa = unsafe { t1x_iova_to_phys(self.0.as_ptr(), iova) };
+        (pa != 0).then_some(pa)
     }
 
     /// The domain's aperture and supported page sizes.

@@ -36,6 +36,10 @@ const VFIO_IOMMU_MAP_DMA: u32 = vfio_io(13);
 const VFIO_IOMMU_UNMAP_DMA: u32 = vfio_io(14);
 /// `VFIO_UNMAP_ALL` extension.
 const VFIO_UNMAP_ALL: usize = 9;
+/// include/uapi/linux/vfio_type1x.h.
+const VFIO_TYPE1X_MSI_APERTURE: usize = 0x4152_4d00;
+const VFIO_TYPE1X_SET_MSI_APERTURE: u32 = 0xA9 << 8;
+const VFIO_IOMMU_TYPE1X_INFO_CAP_MSI_APERTURE: u16 = 0x4d53;
 
 /// `struct vfio_iommu_type1_info`: argsz, flags, iova_pgsizes, cap_offset,
 /// pad.
@@ -55,6 +59,7 @@ pub(crate) fn dispatch(container: Option<&Container>, cmd: c_uint, arg: c_ulong)
         (VFIO_IOMMU_GET_INFO, Some(c)) => get_info(c, arg).map(|()| 0),
         (VFIO_IOMMU_MAP_DMA, Some(c)) => map_dma(c, arg).map(|()| 0),
         (VFIO_IOMMU_UNMAP_DMA, Some(c)) => unmap_dma(c, arg).map(|()| 0),
+        (VFIO_TYPE1X_SET_MSI_APERTURE, Some(c)) => set_aperture(c, arg).map(|()| 0),
         _ => Err(ENOTTY),
     };
     match r {
@@ -68,7 +73,7 @@ fn check_extension(arg: c_ulong) -> c_long {
         VFIO_TYPE1_IOMMU | VFIO_TYPE1V2_IOMMU => {
             c_long::from(crate::module_parameters::serve_type1.value())
         }
-        VFIO_UNMAP_ALL => 1,
+        VFIO_UNMAP_ALL | VFIO_TYPE1X_MSI_APERTURE => 1,
         _ => 0,
     }
 }
@@ -87,31 +92,33 @@ fn get_info(c: &Container, arg: c_ulong) -> Result {
 
     let (pgsizes, ranges) = c.iova_info();
 
-    // The capability chain; each `next` is an offset from the start of the
-    // info struct, 0 ends the chain. First DMA_AVAIL (header, avail), then
-    // the IOVA ranges (header, nr_iovas, reserved, {start, end} pairs).
-    let mut cap = KVec::<u8>::new();
-    // CAST: small constants.
-    let next = (INFO_SIZE + 12) as u32;
-    let avail = c.dma_avail() as u32;
-    for field in [
-        &VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL.to_ne_bytes()[..],
-        &1u16.to_ne_bytes(),
-        &next.to_ne_bytes(),
-        &avail.to_ne_bytes(),
-        &VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE.to_ne_bytes(),
-        &1u16.to_ne_bytes(),
-        &0u32.to_ne_bytes(),
-    ] {
-        cap.extend_from_slice(field, GFP_KERNEL)?;
-    }
+    // The capability chain: DMA_AVAIL, the IOVA ranges, and the MSI
+    // aperture with the doorbells mapped in it.
+    let mut caps = CapChain::new();
+    // CAST: at most `DMA_ENTRY_LIMIT`, which fits in u32.
+    caps.start(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL)?;
+    caps.put(&(c.dma_avail() as u32).to_ne_bytes())?;
+    caps.start(VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE)?;
     // CAST: at most `iova::MAX_RANGES` ranges.
-    cap.extend_from_slice(&(ranges.as_slice().len() as u32).to_ne_bytes(), GFP_KERNEL)?;
-    cap.extend_from_slice(&0u32.to_ne_bytes(), GFP_KERNEL)?;
+    caps.put(&(ranges.as_slice().len() as u32).to_ne_bytes())?;
+    caps.put(&0u32.to_ne_bytes())?;
     for r in ranges.as_slice() {
-        cap.extend_from_slice(&r.start.to_ne_bytes(), GFP_KERNEL)?;
-        cap.extend_from_slice(&r.last.to_ne_bytes(), GFP_KERNEL)?;
+        caps.put(&r.start.to_ne_bytes())?;
+        caps.put(&r.last.to_ne_bytes())?;
     }
+    if let Some((ap, doorbells)) = c.aperture_info()? {
+        caps.start(VFIO_IOMMU_TYPE1X_INFO_CAP_MSI_APERTURE)?;
+        caps.put(&ap.start.to_ne_bytes())?;
+        caps.put(&(ap.last - ap.start + 1).to_ne_bytes())?;
+        // CAST: a handful of doorbells.
+        caps.put(&(doorbells.len() as u32).to_ne_bytes())?;
+        caps.put(&0u32.to_ne_bytes())?;
+        for (iova, pa) in doorbells.iter() {
+            caps.put(&iova.to_ne_bytes())?;
+            caps.put(&pa.to_ne_bytes())?;
+        }
+    }
+    let cap = caps.finish();
 
     let mut flags = VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS;
     let needed = INFO_SIZE + cap.len();
@@ -134,6 +141,54 @@ fn get_info(c: &Container, arg: c_ulong) -> Result {
     info[16..20].copy_from_slice(&cap_offset.to_ne_bytes());
     let n = argsz_usize.min(INFO_SIZE);
     UserSlice::new(base, n).writer().write_slice(&info[..n])
+}
+
+/// Builds a `vfio_info_cap_header` chain whose `next` offsets count from
+/// the start of the info struct, which the chain follows.
+struct CapChain {
+    buf: KVec<u8>,
+    /// Offset in `buf` of the last header's `next` field.
+    last_next: Option<usize>,
+}
+
+impl CapChain {
+    fn new() -> Self {
+        CapChain {
+            buf: KVec::new(),
+            last_next: None,
+        }
+    }
+
+    /// Starts capability `id` (version 1) and links the previous one to it.
+    fn start(&mut self, id: u16) -> Result {
+        // CAST: the chain is a few hundred bytes.
+        let here = (INFO_SIZE + self.buf.len()) as u32;
+        if let Some(at) = self.last_next {
+            self.buf[at..at + 4].copy_from_slice(&here.to_ne_bytes());
+        }
+        self.put(&id.to_ne_bytes())?;
+        self.put(&1u16.to_ne_bytes())?;
+        self.last_next = Some(self.buf.len());
+        self.put(&0u32.to_ne_bytes())
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result {
+        self.buf.extend_from_slice(bytes, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn finish(self) -> KVec<u8> {
+        self.buf
+    }
+}
+
+/// `struct vfio_type1x_msi_aperture`: argsz, flags, iova, size.
+fn set_aperture(c: &Container, arg: c_ulong) -> Result {
+    let mut a = [0u8; 24];
+    UserSlice::new(UserPtr::from_addr(arg as usize), a.len())
+        .reader()
+        .read_slice(&mut a)?;
+    c.set_aperture(u32_at(&a, 0), u32_at(&a, 4), u64_at(&a, 8), u64_at(&a, 16))
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {

@@ -7,7 +7,11 @@
 #include <linux/err.h>
 #include <linux/iommu.h>
 #include <linux/mm.h>
+#include <linux/irqchip/arm-gic-v3.h>
+#include <linux/irqdomain.h>
 #include <linux/module.h>
+#include <linux/of.h>
+#include <linux/of_address.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -269,4 +273,59 @@ int t1x_map(struct iommu_domain *domain, u64 iova, u64 paddr, u64 size, int prot
 u64 t1x_unmap(struct iommu_domain *domain, u64 iova, u64 size)
 {
 	return iommu_unmap(domain, iova, size);
+}
+
+u64 t1x_iova_to_phys(struct iommu_domain *domain, u64 iova)
+{
+	return iommu_iova_to_phys(domain, iova);
+}
+
+/* drivers/irqchip/irq-gic-v2m.c: the frame's SPI doorbell register. */
+#define T1X_V2M_MSI_SETSPI_NS 0x040
+
+struct doorbells {
+	u64 *out;
+	u32 max;
+	int n;
+};
+
+static int add_doorbell(struct device *dev, void *data)
+{
+	struct doorbells *db = data;
+	struct irq_domain *d;
+
+	for (d = dev_get_msi_domain(dev); d; d = d->parent) {
+		struct device_node *np = irq_domain_get_of_node(d);
+		struct resource res;
+		u64 off, page;
+		int i;
+
+		if (!np)
+			continue;
+		if (of_device_is_compatible(np, "arm,gic-v3-its"))
+			off = GITS_TRANSLATER;
+		else if (of_device_is_compatible(np, "arm,gic-v2m-frame"))
+			off = T1X_V2M_MSI_SETSPI_NS;
+		else
+			continue;
+		if (of_address_to_resource(np, 0, &res))
+			break;
+		page = (res.start + off) & PAGE_MASK;
+		for (i = 0; i < db->n && i < db->max; i++)
+			if (db->out[i] == page)
+				return 0;
+		if (db->n < db->max)
+			db->out[db->n] = page;
+		db->n++;
+		break;
+	}
+	return 0;
+}
+
+int t1x_group_doorbells(struct iommu_group *group, u64 *out, u32 max)
+{
+	struct doorbells db = { .out = out, .max = max };
+
+	iommu_group_for_each_dev(group, &db, add_doorbell);
+	return db.n;
 }

@@ -9,9 +9,11 @@
 //! (claimed only with `serve_type1=1`), group attach and detach with the MSI
 //! isolation policy (msi_isolation's verdict and reason when loaded), one
 //! paging domain per IOMMU with the MSI cookie at the software-MSI window,
-//! `VFIO_CHECK_EXTENSION`, `VFIO_IOMMU_GET_INFO`, `VFIO_IOMMU_MAP_DMA` and
-//! `VFIO_IOMMU_UNMAP_DMA`. Not yet: the user-chosen MSI aperture.
-//! See Documentation/vfio-type1x.rst.
+//! `VFIO_CHECK_EXTENSION`, `VFIO_IOMMU_GET_INFO`, `VFIO_IOMMU_MAP_DMA`,
+//! `VFIO_IOMMU_UNMAP_DMA`, and the MSI aperture: placed by `msi_base=` or
+//! per container by `VFIO_TYPE1X_SET_MSI_APERTURE`
+//! (include/uapi/linux/vfio_type1x.h), reported with its doorbells in
+//! `GET_INFO`. See Documentation/vfio-type1x.rst.
 
 use kernel::{
     debugfs::{
@@ -22,6 +24,9 @@ use kernel::{
     sync::atomic::Relaxed, //
 };
 
+// Shared with the host test crate, as `iova`.
+#[expect(unreachable_pub)]
+mod aperture;
 mod container;
 // Shared with the host test crate, as `iova`.
 #[expect(unreachable_pub)]
@@ -43,6 +48,10 @@ module! {
         serve_type1: bool {
             default: false,
             description: "Claim VFIO_TYPE1_IOMMU/VFIO_TYPE1v2_IOMMU containers (before vfio_iommu_type1 when loaded after it). Off until the backend is complete",
+        },
+        msi_base: u64 {
+            default: 0,
+            description: "Default MSI aperture base for new containers (0: the IOMMU's software-MSI window, 0x8000000 on arm-smmu-v3)",
         },
         allow_unsafe_interrupts: bool {
             default: false,
@@ -88,8 +97,9 @@ impl kernel::InPlaceModule for VfioType1x {
             let reg = Registration::new()?;
             let dir = Dir::new(c"vfio_type1x");
             pr_info!(
-                "registered VFIO IOMMU driver vfio-type1x (serve_type1={}, allow_unsafe_interrupts={})\n",
+                "registered VFIO IOMMU driver vfio-type1x (serve_type1={}, msi_base={:#x}, allow_unsafe_interrupts={})\n",
                 module_parameters::serve_type1.value(),
+                module_parameters::msi_base.value(),
                 module_parameters::allow_unsafe_interrupts.value()
             );
             Ok(try_pin_init!(Self {

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/vfio.h>
+#include <linux/vfio_type1x.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -634,6 +635,182 @@ TEST_F(t1x, msi_doorbell_is_mapped_and_edu_msi_arrives)
 	ASSERT_EQ(1, read_long(T1X_CONTAINERS));
 	err = edu_msi_roundtrip(&self->v, self->edu);
 	EXPECT_EQ(NULL, err) TH_LOG("%s", err);
+}
+
+static struct vfio_iommu_type1x_info_cap_msi_aperture *
+aperture_cap(struct vfio_iommu_type1_info *info)
+{
+	struct vfio_info_cap_header *h;
+	uint32_t off = info->cap_offset;
+
+	while (off) {
+		h = (void *)((char *)info + off);
+		if (h->id == VFIO_IOMMU_TYPE1X_INFO_CAP_MSI_APERTURE)
+			return (void *)h;
+		off = h->next;
+	}
+	return NULL;
+}
+
+static int set_aperture(int container, uint64_t iova, uint64_t size, uint32_t flags,
+			uint32_t argsz)
+{
+	struct vfio_type1x_msi_aperture a = {
+		.argsz = argsz, .flags = flags, .iova = iova, .size = size,
+	};
+
+	return ioctl(container, VFIO_TYPE1X_SET_MSI_APERTURE, &a) ? -errno : 0;
+}
+
+/* Is [start, last] inside one usable IOVA range of GET_INFO? */
+static int iova_usable(struct vfio_iommu_type1_info *info, uint64_t start, uint64_t last)
+{
+	struct vfio_iommu_type1_info_cap_iova_range *c = iova_cap(info);
+	uint32_t i;
+
+	for (i = 0; c && i < c->nr_iovas; i++)
+		if (c->iova_ranges[i].start <= start && last <= c->iova_ranges[i].end)
+			return 1;
+	return 0;
+}
+
+TEST_F(t1x, default_aperture_reports_the_doorbell_until_teardown)
+{
+	static char buf[4096];
+	struct vfio_iommu_type1x_info_cap_msi_aperture *ap;
+	struct vfio_iommu_type1_info *info;
+	const char *err;
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	EXPECT_EQ(1, ioctl(self->v.container, VFIO_CHECK_EXTENSION, VFIO_TYPE1X_MSI_APERTURE));
+	info = get_info(self->v.container, buf, sizeof(buf));
+	ASSERT_NE(NULL, info);
+	ap = aperture_cap(info);
+	ASSERT_NE(NULL, ap);
+	/* arm-smmu-v3's software-MSI window, empty before any vector. */
+	EXPECT_EQ(0x8000000, ap->iova);
+	EXPECT_EQ(0x100000, ap->size);
+	EXPECT_EQ(0, ap->nr_doorbells);
+
+	err = edu_msi_roundtrip(&self->v, self->edu);
+	ASSERT_EQ(NULL, err) TH_LOG("%s", err);
+	info = get_info(self->v.container, buf, sizeof(buf));
+	ap = aperture_cap(info);
+	ASSERT_NE(NULL, ap);
+	ASSERT_EQ(1, ap->nr_doorbells);
+	TH_LOG("MSI aperture %#llx+%#llx: doorbell page mapped at IOVA %#llx -> PA %#llx",
+	       (unsigned long long)ap->iova, (unsigned long long)ap->size,
+	       (unsigned long long)ap->doorbells[0].iova,
+	       (unsigned long long)ap->doorbells[0].phys);
+	EXPECT_EQ(0x8000000, ap->doorbells[0].iova);
+	/* The ITS's GITS_TRANSLATER page (0x8090040 on QEMU virt). */
+	EXPECT_EQ(0x8090000, ap->doorbells[0].phys);
+	/* Mapped: the aperture can no longer move. */
+	EXPECT_EQ(-EBUSY, set_aperture(self->v.container, 0x9000000, 0x100000, 0,
+				       sizeof(struct vfio_type1x_msi_aperture)));
+
+	/* Teardown frees the domain, and the doorbell with it. */
+	vfio_teardown(&self->v);
+	ASSERT_EQ(0, vfio_setup(&self->v, self->group, VFIO_TYPE1v2_IOMMU));
+	info = get_info(self->v.container, buf, sizeof(buf));
+	ap = aperture_cap(info);
+	ASSERT_NE(NULL, ap);
+	EXPECT_EQ(0, ap->nr_doorbells);
+}
+
+TEST_F(t1x, user_aperture_moves_the_doorbell_and_msi_still_lands)
+{
+	static char buf[4096];
+	struct vfio_iommu_type1x_info_cap_msi_aperture *ap;
+	struct vfio_iommu_type1_info *info;
+	const char *err;
+	uint64_t done;
+	char *mem;
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	mem = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+
+	ASSERT_EQ(0, set_aperture(self->v.container, 0x9000000, 0x100000, 0,
+				  sizeof(struct vfio_type1x_msi_aperture)));
+	info = get_info(self->v.container, buf, sizeof(buf));
+	ap = aperture_cap(info);
+	ASSERT_NE(NULL, ap);
+	EXPECT_EQ(0x9000000, ap->iova);
+	EXPECT_EQ(0x100000, ap->size);
+	/* The old window is usable now, the new one is not. */
+	EXPECT_TRUE(iova_usable(info, 0x8000000, 0x80fffff));
+	EXPECT_FALSE(iova_usable(info, 0x9000000, 0x9000fff));
+	EXPECT_EQ(-EINVAL, map_dma(self->v.container, (uint64_t)mem, 0x9000000, 0x1000, RW, MAPSZ));
+	ASSERT_EQ(0, map_dma(self->v.container, (uint64_t)mem, 0x8000000, 0x1000, RW, MAPSZ));
+	ASSERT_EQ(0, unmap_dma(self->v.container, 0x8000000, 0x1000, 0, UNMAPSZ, &done));
+
+	err = edu_msi_roundtrip(&self->v, self->edu);
+	EXPECT_EQ(NULL, err) TH_LOG("%s", err);
+	info = get_info(self->v.container, buf, sizeof(buf));
+	ap = aperture_cap(info);
+	ASSERT_NE(NULL, ap);
+	ASSERT_EQ(1, ap->nr_doorbells);
+	TH_LOG("MSI aperture %#llx+%#llx: doorbell page mapped at IOVA %#llx -> PA %#llx",
+	       (unsigned long long)ap->iova, (unsigned long long)ap->size,
+	       (unsigned long long)ap->doorbells[0].iova,
+	       (unsigned long long)ap->doorbells[0].phys);
+	EXPECT_EQ(0x9000000, ap->doorbells[0].iova);
+	/* DMA still works in the rebuilt domain. */
+	err = edu_dma_roundtrip(&self->v, self->edu);
+	EXPECT_EQ(NULL, err) TH_LOG("%s", err);
+	munmap(mem, 0x1000);
+}
+
+TEST_F(t1x, aperture_refusals_have_their_own_errno)
+{
+	const uint32_t sz = sizeof(struct vfio_type1x_msi_aperture);
+	uint64_t done;
+	char *mem;
+	int c;
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	c = self->v.container;
+	EXPECT_EQ(-EINVAL, set_aperture(c, 0x9000000, 0x100000, 0, sz - 1));
+	EXPECT_EQ(-EINVAL, set_aperture(c, 0x9000000, 0x100000, 1, sz));
+	EXPECT_EQ(-EINVAL, set_aperture(c, 0x9000000, 0, 0, sz));
+	EXPECT_EQ(-EINVAL, set_aperture(c, 0x9000800, 0x100000, 0, sz));
+	EXPECT_EQ(-EOVERFLOW, set_aperture(c, ~0xfffull, 0x2000, 0, sz));
+	EXPECT_EQ(-ERANGE, set_aperture(c, 1ull << 60, 0x100000, 0, sz));
+	mem = mmap(NULL, 0x1000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, map_dma(c, (uint64_t)mem, 0x9080000, 0x1000, RW, MAPSZ));
+	EXPECT_EQ(-EEXIST, set_aperture(c, 0x9000000, 0x100000, 0, sz));
+	ASSERT_EQ(0, unmap_dma(c, 0x9080000, 0x1000, 0, UNMAPSZ, &done));
+	/* Nothing moved by the refusals: still the default window. */
+	EXPECT_EQ(0, set_aperture(c, 0x9000000, 0x100000, 0, sz));
+	munmap(mem, 0x1000);
+}
+
+TEST_F(t1x, msi_base_parameter_relocates_the_default)
+{
+	static char buf[4096];
+	struct vfio_iommu_type1x_info_cap_msi_aperture *ap;
+	struct vfio_iommu_type1_info *info;
+	const char *err;
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1 msi_base=0xa000000"));
+	SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+	info = get_info(self->v.container, buf, sizeof(buf));
+	ap = aperture_cap(info);
+	ASSERT_NE(NULL, ap);
+	EXPECT_EQ(0xa000000, ap->iova);
+	EXPECT_EQ(0x100000, ap->size);
+	EXPECT_TRUE(iova_usable(info, 0x8000000, 0x80fffff));
+	err = edu_msi_roundtrip(&self->v, self->edu);
+	EXPECT_EQ(NULL, err) TH_LOG("%s", err);
+	info = get_info(self->v.container, buf, sizeof(buf));
+	ap = aperture_cap(info);
+	ASSERT_EQ(1, ap->nr_doorbells);
+	EXPECT_EQ(0xa000000, ap->doorbells[0].iova);
 }
 
 TEST_F(t1x, unisolated_group_is_refused_with_the_reason)

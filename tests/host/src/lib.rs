@@ -17,3 +17,7 @@ pub mod iova;
 /// `rust/vfio_type1x/dma_args.rs`: MAP_DMA/UNMAP_DMA argument checks.
 #[path = "../../../rust/vfio_type1x/dma_args.rs"]
 pub mod dma_args;
+
+/// `rust/vfio_type1x/aperture.rs`: the user-chosen MSI aperture checks.
+#[path = "../../../rust/vfio_type1x/aperture.rs"]
+pub mod aperture;

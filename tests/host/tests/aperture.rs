@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VFIO_TYPE1X_SET_MSI_APERTURE validation: one refusal per cause.
+
+use armsi_logic::aperture::{check_aperture, ApertureContext, ApertureRefusal as Why};
+use armsi_logic::iova::Range;
+
+fn r(start: u64, last: u64) -> Range {
+    Range { start, last }
+}
+
+const DOMAINS: &[Range] = &[Range {
+    start: 0,
+    last: (1 << 48) - 1,
+}];
+const RESERVED: &[Range] = &[Range {
+    start: 0x4000_0000,
+    last: 0x4000_ffff,
+}];
+
+fn cx(overlaps: &dyn Fn(Range) -> bool) -> ApertureContext<'_> {
+    ApertureContext {
+        pgsize: 0x1000,
+        doorbell_mapped: false,
+        domains: DOMAINS,
+        reserved: RESERVED,
+        overlaps_dma: overlaps,
+        doorbell_pages: 2,
+    }
+}
+
+#[test]
+fn accepted() {
+    let none = |_: Range| false;
+    assert_eq!(
+        check_aperture(24, 0, 0xfee0_0000, 0x10_0000, &cx(&none)),
+        Ok(r(0xfee0_0000, 0xfeef_ffff))
+    );
+    // Exactly as many pages as doorbells.
+    assert!(check_aperture(24, 0, 0x1000, 0x2000, &cx(&none)).is_ok());
+}
+
+#[test]
+fn each_cause_has_its_refusal() {
+    let none = |_: Range| false;
+    let c = cx(&none);
+    assert_eq!(
+        check_aperture(23, 0, 0x1000, 0x1000, &c),
+        Err(Why::Malformed)
+    );
+    assert_eq!(
+        check_aperture(24, 1, 0x1000, 0x1000, &c),
+        Err(Why::Malformed)
+    );
+    assert_eq!(check_aperture(24, 0, 0x1000, 0, &c), Err(Why::Unaligned));
+    assert_eq!(
+        check_aperture(24, 0, 0x1800, 0x1000, &c),
+        Err(Why::Unaligned)
+    );
+    assert_eq!(
+        check_aperture(24, 0, 0x1000, 0x1800, &c),
+        Err(Why::Unaligned)
+    );
+    assert_eq!(
+        check_aperture(24, 0, u64::MAX - 0xfff, 0x2000, &c),
+        Err(Why::Wraps)
+    );
+    assert_eq!(
+        check_aperture(24, 0, 1 << 48, 0x2000, &c),
+        Err(Why::OutsideDomain)
+    );
+    assert_eq!(
+        check_aperture(24, 0, 0x3fff_f000, 0x2000, &c),
+        Err(Why::Reserved)
+    );
+    assert_eq!(
+        check_aperture(24, 0, 0x1000, 0x1000, &c),
+        Err(Why::TooSmall)
+    );
+
+    let dma = |q: Range| q.overlaps(&r(0x10_0000, 0x10_ffff));
+    assert_eq!(
+        check_aperture(24, 0, 0x10_8000, 0x10_0000, &cx(&dma)),
+        Err(Why::OverlapsDma)
+    );
+
+    let busy = ApertureContext {
+        doorbell_mapped: true,
+        ..cx(&none)
+    };
+    assert_eq!(
+        check_aperture(24, 0, 0xfee0_0000, 0x10_0000, &busy),
+        Err(Why::DoorbellMapped)
+    );
+    // Every refusal explains itself.
+    for w in [
+        Why::Malformed,
+        Why::Unaligned,
+        Why::Wraps,
+        Why::DoorbellMapped,
+        Why::OutsideDomain,
+        Why::Reserved,
+        Why::OverlapsDma,
+        Why::TooSmall,
+    ] {
+        assert!(!w.why().is_empty());
+    }
+}
