@@ -395,8 +395,7 @@ impl Container {
         let di = match joined {
             Some(i) => i,
             None => {
-                let base = inner.aperture.map(|a| a.start);
-                let entry = Self::new_domain(&inner, group, base)?;
+                let entry = Self::new_domain(&inner, group, inner.aperture)?;
                 inner.domains.push(entry, GFP_KERNEL)?;
                 inner.domains.len() - 1
             }
@@ -412,8 +411,8 @@ impl Container {
 
     /// A new paging domain for `group`, with the MSI cookie and the
     /// container's mappings replayed, and `group` attached to it.
-    fn new_domain(inner: &Inner, group: Group, msi_base: Option<u64>) -> Result<DomainEntry> {
-        let domain = Self::prepared_domain(inner, group, msi_base)?;
+    fn new_domain(inner: &Inner, group: Group, msi: Option<Range>) -> Result<DomainEntry> {
+        let domain = Self::prepared_domain(inner, group, msi)?;
         let mut groups = KVec::new();
         groups.push(group, GFP_KERNEL)?;
         domain.attach(group)?;
@@ -422,8 +421,9 @@ impl Container {
     }
 
     /// A new paging domain for the IOMMU behind `group`, with the MSI cookie
-    /// at `msi_base` and the container's mappings replayed; nothing attached.
-    fn prepared_domain(inner: &Inner, group: Group, msi_base: Option<u64>) -> Result<Domain> {
+    /// at the base of the aperture `msi` and the container's mappings
+    /// replayed; nothing attached.
+    fn prepared_domain(inner: &Inner, group: Group, msi: Option<Range>) -> Result<Domain> {
         let id = group.id();
         let domain = Domain::alloc(group)?;
         if let Some(ap) = domain.info().0 {
@@ -441,7 +441,17 @@ impl Container {
                 return Err(EINVAL);
             }
         }
-        if let Some(base) = msi_base {
+        if let (Some(ap), Some(msi)) = (domain.info().0, msi) {
+            if msi.start < ap.start || msi.last > ap.last {
+                pr_err!(
+                    "group {id}: MSI aperture {:#x}..={:#x} is outside its IOMMU's aperture (msi_base?)\n",
+                    msi.start,
+                    msi.last
+                );
+                return Err(ERANGE);
+            }
+        }
+        if let Some(base) = msi.map(|m| m.start) {
             domain.msi_cookie(base).inspect_err(|e| {
                 pr_err!("group {id}: cannot install the MSI cookie at {base:#x}: {e:?}\n")
             })?;
@@ -509,10 +519,7 @@ impl Container {
         let mut fresh = KVec::with_capacity(inner.domains.len(), GFP_KERNEL)?;
         for d in inner.domains.iter() {
             let first = *d.groups.first().ok_or(EINVAL)?;
-            fresh.push(
-                Self::prepared_domain(&inner, first, Some(new.start))?,
-                GFP_KERNEL,
-            )?;
+            fresh.push(Self::prepared_domain(&inner, first, Some(new))?, GFP_KERNEL)?;
         }
         for (d, nd) in inner.domains.iter_mut().zip(fresh.into_iter()) {
             let mut moved = 0;
