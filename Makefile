@@ -28,7 +28,7 @@ MEM          ?= 2048
 EXTRA_TESTS  ?=
 
 .PHONY: all modules modules_install clean setup kernel kernel-perf run check \
-	check-host check-guest check-harness guest-tests peer-tests initramfs fmt
+	guest-tests fmt bench
 
 all: modules
 
@@ -67,6 +67,10 @@ check: kernel
 	scripts/build-guest-tests.sh $(VARIANT)
 	scripts/check.sh --variant $(VARIANT) --machine $(MACHINE) \
 		--devices "$(DEVICES)" --mem $(MEM) $(if $(EXTRA_TESTS),--extra-tests $(EXTRA_TESTS))
+
+# Benchmarks against the upstream C code on the non-debug kernel.
+bench: kernel-perf
+	scripts/bench.sh
 
 fmt:
 	rustfmt --edition 2021 --config-path $(CACHE)/kernel-$(VARIANT)/src/.rustfmt.toml $(shell find rust -name "*.rs")

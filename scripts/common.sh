@@ -14,3 +14,15 @@ RUSTC_VER=$(rustc --version | awk '{print $2}')
 RUST_LIB_SRC=/usr/src/rustc-$RUSTC_VER/library
 # Make variables for every kernel-tree invocation (kernel and modules alike).
 KMAKE_VARS="ARCH=arm64 LLVM=-19 RUST_LIB_SRC=$RUST_LIB_SRC BINDGEN=$BINDGEN"
+
+# kernel_paths <variant>: sets kdir, KSRC and KOUT for a built kernel of that
+# variant, or exits naming the missing piece.
+kernel_paths() {
+	kdir=$(readlink -f "$CACHE/kernel-$1")
+	if [ ! -f "$kdir/.done" ]; then
+		echo "$(basename "$0"): no $1 kernel: run make kernel (or make kernel-perf)" >&2
+		exit 1
+	fi
+	KSRC="$kdir/src"
+	KOUT="$kdir/build"
+}

@@ -61,9 +61,9 @@ def kernel_dir(variant):
     return os.path.realpath(d)
 
 
-def find_modules():
+def find_modules(where):
     mods = []
-    for root, _, files in os.walk(os.path.join(TOP, "rust")):
+    for root, _, files in os.walk(where):
         mods += [os.path.join(root, f) for f in files if f.endswith(".ko")]
     return sorted(mods)
 
@@ -96,7 +96,7 @@ def build_initramfs(args, stage):
     if os.path.isdir(modroot):
         shutil.copytree(modroot, os.path.join(stage, "lib"), symlinks=True,
                         ignore=shutil.ignore_patterns("build", "source"))
-    mods = find_modules()
+    mods = find_modules(args.modules_dir)
     if not mods:
         sys.exit("vm.py: no modules built: run `make modules`")
     for m in mods:
@@ -265,6 +265,8 @@ def main():
                     help="directory of static aarch64 test programs to run too")
     ap.add_argument("--only-extra", action="store_true", help="run only --extra-tests")
     ap.add_argument("--filter", default="", help="run only suite tests whose name starts so")
+    ap.add_argument("--modules-dir", default=os.path.join(TOP, "rust"),
+                    help="where our built .ko files are (default: rust/)")
     ap.add_argument("--timeout", type=int, default=1800, help="whole-run limit, s")
     ap.add_argument("--test-timeout", type=int, default=600, help="per-test limit, s")
     ap.add_argument("--append", default="", help="more kernel command line")

@@ -6,7 +6,7 @@
 //! up MSI/MSI-X vectors.
 
 use kernel::{
-    alloc::VVec,
+    alloc::KVVec,
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
@@ -93,7 +93,7 @@ struct Dma {
     write: bool,
     /// Runs of physically contiguous pinned pages: (first pfn, pages), in
     /// IOVA order.
-    runs: VVec<(u64, u64)>,
+    runs: KVVec<(u64, u64)>,
     /// The process whose locked memory the pages are charged to.
     mm: Mm,
 }
@@ -149,12 +149,12 @@ struct Inner {
 }
 
 /// Pins `npages` pages from `vaddr` and returns their contiguous runs.
-fn pin_runs(vaddr: u64, write: bool, npages: u64) -> Result<VVec<(u64, u64)>> {
+fn pin_runs(vaddr: u64, write: bool, npages: u64) -> Result<KVVec<(u64, u64)>> {
     let n = usize::try_from(npages).map_err(|_| ENOMEM)?;
-    let mut pfns = VVec::<u64>::with_capacity(n, GFP_KERNEL)?;
+    let mut pfns = KVVec::<u64>::with_capacity(n, GFP_KERNEL)?;
     pfns.resize(n, 0, GFP_KERNEL)?;
     ffi::pin(vaddr, write, &mut pfns)?;
-    let mut runs = VVec::new();
+    let mut runs = KVVec::new();
     for run in dma_args::contiguous_runs(&pfns) {
         if let Err(e) = runs.push(run, GFP_KERNEL) {
             for (pfn, n) in dma_args::contiguous_runs(&pfns) {
@@ -581,17 +581,20 @@ impl Container {
 
     /// `VFIO_IOMMU_MAP_DMA` of an already parsed request.
     pub(crate) fn map(&self, argsz: u32, flags: u32, vaddr: u64, iova: u64, size: u64) -> Result {
-        let pgsize = self.inner.lock().min_pgsize();
-        let req = dma_args::check_map(argsz, flags, vaddr, iova, size, pgsize).map_err(refusal)?;
+        let req = {
+            let inner = self.inner.lock();
+            let req = dma_args::check_map(argsz, flags, vaddr, iova, size, inner.min_pgsize())
+                .map_err(refusal)?;
+            inner.may_map(req.iova)?;
+            req
+        };
         self.map_request(req)
     }
 
+    /// Pins, charges and maps a request `may_map` accepted; the lock is
+    /// dropped meanwhile, so the checks are repeated before inserting.
     fn map_request(&self, req: MapRequest) -> Result {
         let npages = (req.iova.last - req.iova.start + 1) / PAGE;
-        {
-            let inner = self.inner.lock();
-            inner.may_map(req.iova)?;
-        }
         // Pin and charge without the lock: it can fault and sleep long.
         let mm = Mm::current()?;
         mm.charge(npages)?;

@@ -135,6 +135,30 @@ pub(crate) fn unpin(pfn: u64, npages: u64, dirty: bool) {
     unsafe { t1x_unpin(pfn, npages, c_int::from(dirty)) }
 }
 
+/// Calls `fill(out, max)` with room for `max` entries until everything fits;
+/// `fill` returns how many entries exist (or a negative errno).
+///
+/// # Safety
+///
+/// `fill` writes at most `max` initialised entries at `out` and returns
+/// their total count, which may exceed `max` (then nothing is assumed).
+unsafe fn fill_vec<T>(mut cap: usize, fill: impl Fn(*mut T, u32) -> c_int) -> Result<KVec<T>> {
+    loop {
+        let mut v = KVec::<T>::with_capacity(cap, GFP_KERNEL)?;
+        let max = u32::try_from(cap).map_err(|_| ENOMEM)?;
+        let n = fill(v.as_mut_ptr(), max);
+        let n = usize::try_from(n).map_err(|_| Error::from_errno(n))?;
+        if n > cap {
+            cap = n;
+            continue;
+        }
+        // SAFETY: per the contract `fill` initialised the first `n <= cap`
+        // entries.
+        unsafe { v.inc_len(n) };
+        return Ok(v);
+    }
+}
+
 /// Registers the VFIO IOMMU driver "vfio-type1x".
 pub(crate) fn register() -> Result {
     // SAFETY: no precondition; the ops are static in the shim.
@@ -171,49 +195,24 @@ impl Group {
     /// The group's reserved regions, as `(range, type)` with type a
     /// `T1X_RESV_*` value.
     pub(crate) fn regions(&self) -> Result<KVec<(Range, u32)>> {
-        let mut cap = 8usize;
-        loop {
-            let mut raw = KVec::<RawRegion>::with_capacity(cap, GFP_KERNEL)?;
-            let max = u32::try_from(cap).map_err(|_| ENOMEM)?;
-            // SAFETY: the group is live (type invariant); `raw` has room for
-            // `cap` entries and the shim writes at most `max == cap`.
-            let n = unsafe { t1x_group_regions(self.0.as_ptr(), raw.as_mut_ptr(), max) };
-            let n = usize::try_from(n).map_err(|_| Error::from_errno(n))?;
-            if n > cap {
-                cap = n;
-                continue;
+        // SAFETY: the group is live (type invariant); `t1x_group_regions`
+        // writes at most `max` entries and returns how many exist.
+        let raw = unsafe { fill_vec(8, |out, max| t1x_group_regions(self.0.as_ptr(), out, max))? };
+        let mut out = KVec::with_capacity(raw.len(), GFP_KERNEL)?;
+        for r in raw.iter() {
+            if let Some(range) = Range::new(r.start, r.last) {
+                out.push((range, r.kind), GFP_KERNEL)?;
             }
-            // SAFETY: the shim initialised the first `n <= cap` entries.
-            unsafe { raw.inc_len(n) };
-            let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
-            for r in raw.iter() {
-                if let Some(range) = Range::new(r.start, r.last) {
-                    out.push((range, r.kind), GFP_KERNEL)?;
-                }
-            }
-            return Ok(out);
         }
+        Ok(out)
     }
 
     /// The doorbell pages (physical) of the MSI controllers the group's
     /// devices use.
     pub(crate) fn doorbells(&self) -> Result<KVec<u64>> {
-        let mut cap = 4usize;
-        loop {
-            let mut out = KVec::<u64>::with_capacity(cap, GFP_KERNEL)?;
-            let max = u32::try_from(cap).map_err(|_| ENOMEM)?;
-            // SAFETY: the group is live (type invariant); `out` has room for
-            // `cap` entries and the shim writes at most `max == cap`.
-            let n = unsafe { t1x_group_doorbells(self.0.as_ptr(), out.as_mut_ptr(), max) };
-            let n = usize::try_from(n).map_err(|_| Error::from_errno(n))?;
-            if n > cap {
-                cap = n;
-                continue;
-            }
-            // SAFETY: the shim initialised the first `n <= cap` entries.
-            unsafe { out.inc_len(n) };
-            return Ok(out);
-        }
+        // SAFETY: the group is live (type invariant); `t1x_group_doorbells`
+        // writes at most `max` entries and returns how many exist.
+        unsafe { fill_vec(4, |out, max| t1x_group_doorbells(self.0.as_ptr(), out, max)) }
     }
 
     /// Are the MSIs of every device in the group isolated? The reason is

@@ -232,7 +232,7 @@ int t1x_pin(u64 vaddr, u64 npages, int write, u64 *pfns)
 	u64 done = 0;
 	int ret = 0;
 
-	pages = kmalloc_array(T1X_PIN_BATCH, sizeof(*pages), GFP_KERNEL);
+	pages = kmalloc_array(min_t(u64, npages, T1X_PIN_BATCH), sizeof(*pages), GFP_KERNEL);
 	if (!pages)
 		return -ENOMEM;
 	while (done < npages) {

@@ -114,4 +114,22 @@ static inline int pci_find(unsigned int vendor, unsigned int device, char *bdf, 
 	return found;
 }
 
+/* Binds PCI device @bdf to vfio-pci; 0 or -errno. */
+static inline int bind_vfio(const char *bdf)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
+	if (!access(path, F_OK)) {
+		char unbind[PATH_MAX];
+
+		snprintf(unbind, sizeof(unbind), "%s/unbind", path);
+		write_str(unbind, bdf);
+	}
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", bdf);
+	if (write_str(path, "vfio-pci"))
+		return -1;
+	return write_str("/sys/bus/pci/drivers_probe", bdf);
+}
+
 #endif

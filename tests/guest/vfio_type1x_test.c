@@ -34,23 +34,6 @@
 
 #define T1X_CONTAINERS "/sys/kernel/debug/vfio_type1x/containers"
 
-static int bind_vfio(const char *bdf)
-{
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
-	if (!access(path, F_OK)) {
-		char unbind[PATH_MAX];
-
-		snprintf(unbind, sizeof(unbind), "%s/unbind", path);
-		write_str(unbind, bdf);
-	}
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver_override", bdf);
-	if (write_str(path, "vfio-pci"))
-		return -1;
-	return write_str("/sys/bus/pci/drivers_probe", bdf);
-}
-
 /* Has the kernel log, since @mark bytes, a line containing @needle? */
 static int klog_has(const char *needle)
 {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make bench`: our modules against the upstream C code, in one boot of the
+# non-debug (perf) kernel, so that KASAN and lockdep do not decide the ratio.
+#
+#   vfio_bench              vfio_type1x vs vfio_iommu_type1, alternating over
+#                           rounds: MAP/UNMAP_DMA of 256 MiB (4 KiB pages and
+#                           2 MiB hugetlb pages), MSI-X enable latency
+#   vfio_pci_driver_test    the upstream VFIO selftest (memcpy through igb's
+#                           DMA, MSI) in type1v2 mode, against both backends
+#
+# Prints each figure and the ratio ours/upstream. Figures, not assertions:
+# under TCG the same benchmark varies up to 4x from boot to boot, which is
+# why A and B alternate within one boot and medians are reported.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+. "$here/common.sh"
+cd "$top"
+
+"$here/build-kernel.sh" perf >/dev/null
+kernel_paths perf
+
+# Our modules for the perf kernel, built from a copy so that the debug
+# build's objects in the work tree stay as they are.
+src="$top/build/perf-src"
+mkdir -p "$src"
+rsync -a --delete --exclude '*.o' --exclude '*.ko' --exclude '.*.cmd' \
+	Kbuild rust include "$src/"
+make -s -C "$KOUT" M="$src" $KMAKE_VARS modules >&2
+
+"$here/build-peer.sh" perf
+
+bench="$top/build/bench"
+rm -rf "$bench"; mkdir -p "$bench"
+aarch64-linux-gnu-gcc -static -O2 -Wall -Werror -Wno-format-truncation -D_GNU_SOURCE \
+	-I"$top/include/uapi" -isystem "$KOUT/usr/include" \
+	-o "$bench/a_vfio_bench" tests/bench/vfio_bench.c
+for b in upstream type1x; do
+	printf '#!/bin/sh\nexec /armsi/vfio_peer.sh %s vfio_pci_driver_test -v vfio_type1v2_iommu\n' "$b" \
+		> "$bench/b_vfio_pci_driver_test@$b"
+	chmod +x "$bench/b_vfio_pci_driver_test@$b"
+done
+
+scripts/vm.py check --variant perf --modules-dir "$src/rust" --only-extra \
+	--extra-tests "$bench" --tag bench --mem 3072 | tee build/logs/bench.out
+grep -h '^# \(map\|unmap\|msix\)' build/logs/bench.log | sed 's/^/  /' || true
