@@ -66,6 +66,27 @@ pub(crate) static OPEN: Atomic<i64> = Atomic::new(0);
 /// Containers served since the module loaded, for debugfs.
 pub(crate) static SERVED: Atomic<i64> = Atomic::new(0);
 
+kernel::sync::global_lock! {
+    // SAFETY: `init` is called in the module initialiser, before a container
+    // can exist.
+    pub(crate) unsafe(uninit) static CONTAINERS: Mutex<Registry> = Registry {
+        list: KVec::new(),
+        next_id: 0,
+    };
+}
+
+/// The containers alive now, for debugfs.
+///
+/// # Invariants
+///
+/// Each address in `list` is that of a live, pinned [`Container`]: it is
+/// added once the container is pinned, and removed, under the lock, before
+/// the container is dropped.
+pub(crate) struct Registry {
+    list: KVec<(u64, usize)>,
+    next_id: u64,
+}
+
 /// A paging domain and the groups attached to it.
 struct DomainEntry {
     /// The domain. Declared first so that `Drop` can detach the groups
@@ -295,6 +316,8 @@ fn refusal(r: Refusal) -> Error {
 /// One container.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Container {
+    /// Its number in debugfs, set at registration.
+    id: Atomic<u64>,
     /// `VFIO_TYPE1v2_IOMMU` semantics (else `VFIO_TYPE1_IOMMU`).
     pub(crate) v2: bool,
     /// Groups and domains.
@@ -312,6 +335,7 @@ impl Container {
         };
         let c = KBox::pin_init(
             try_pin_init!(Container {
+                id: Atomic::new(0),
                 v2,
                 inner <- new_mutex!(
                     Inner {
@@ -327,6 +351,15 @@ impl Container {
             }),
             GFP_KERNEL,
         )?;
+        {
+            let mut reg = CONTAINERS.lock();
+            let id = reg.next_id;
+            let addr = core::ptr::from_ref::<Container>(&c) as usize;
+            // INVARIANT: `c` is pinned and alive; `PinnedDrop` removes it.
+            reg.list.push((id, addr), GFP_KERNEL)?;
+            reg.next_id += 1;
+            c.id.store(id, Relaxed);
+        }
         OPEN.fetch_add(1, Relaxed);
         SERVED.fetch_add(1, Relaxed);
         Ok(c)
@@ -685,6 +718,12 @@ impl Container {
 #[pinned_drop]
 impl PinnedDrop for Container {
     fn drop(self: Pin<&mut Self>) {
+        {
+            let id = self.id.load(Relaxed);
+            let mut reg = CONTAINERS.lock();
+            // INVARIANT: removed before the container goes away.
+            reg.list.retain(|(i, _)| *i != id);
+        }
         // Unmap, unpin and refund whatever the user left mapped.
         let mut inner = self.inner.lock();
         while let Some(c) = inner.dmas.cursor_front_mut() {
@@ -696,6 +735,45 @@ impl PinnedDrop for Container {
         drop(inner);
         OPEN.fetch_sub(1, Relaxed);
     }
+}
+
+/// debugfs `apertures`: one line per container,
+/// `container=<n> type=<type1|type1v2> groups=<g>[,<g>...] mappings=<n>
+/// aperture=<iova>+<size>|none doorbells=<iova>-><pa>[,...]|none`.
+pub(crate) fn show_apertures(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    let reg = CONTAINERS.lock();
+    for &(id, addr) in reg.list.iter() {
+        // SAFETY: by the registry's invariant `addr` is a live container,
+        // and it stays alive while we hold the registry lock.
+        let c = unsafe { &*(addr as *const Container) };
+        let inner = c.inner.lock();
+        write!(
+            f,
+            "container={id} type={} groups=",
+            if c.v2 { "type1v2" } else { "type1" }
+        )?;
+        let mut first = true;
+        for g in inner.domains.iter().flat_map(|d| d.groups.iter()) {
+            write!(f, "{}{}", if first { "" } else { "," }, g.id())?;
+            first = false;
+        }
+        write!(f, " mappings={}", inner.ndma)?;
+        match inner.aperture {
+            Some(a) => write!(f, " aperture={:#x}+{:#x}", a.start, a.last - a.start + 1)?,
+            None => write!(f, " aperture=none")?,
+        }
+        let doorbells = inner.doorbells().map_err(|_| core::fmt::Error)?;
+        if doorbells.is_empty() {
+            writeln!(f, " doorbells=none")?;
+        } else {
+            f.write_str(" doorbells=")?;
+            for (i, (iova, pa)) in doorbells.iter().enumerate() {
+                write!(f, "{}{iova:#x}->{pa:#x}", if i > 0 { "," } else { "" })?;
+            }
+            writeln!(f)?;
+        }
+    }
+    Ok(())
 }
 
 /// The size of an aperture the `msi_base` parameter places when the IOMMU

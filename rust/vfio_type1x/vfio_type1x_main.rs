@@ -4,7 +4,7 @@
 //! whose domains carry an MSI cookie, so that ITS doorbells are mapped
 //! automatically when vfio-pci sets up MSI/MSI-X vectors.
 //!
-//! Work in progress. Implemented: registration as the VFIO IOMMU driver
+//! Implemented: registration as the VFIO IOMMU driver
 //! "vfio-type1x", containers of type `VFIO_TYPE1_IOMMU` / `VFIO_TYPE1v2_IOMMU`
 //! (claimed only with `serve_type1=1`), group attach and detach with the MSI
 //! isolation policy (msi_isolation's verdict and reason when loaded), one
@@ -42,12 +42,12 @@ module! {
     type: VfioType1x,
     name: "vfio_type1x",
     authors: ["armsi developers"],
-    description: "VFIO type1v2-compatible IOMMU backend with an MSI IOVA aperture (in progress)",
+    description: "VFIO type1v2-compatible IOMMU backend with an MSI IOVA aperture",
     license: "GPL",
     params: {
         serve_type1: bool {
             default: false,
-            description: "Claim VFIO_TYPE1_IOMMU/VFIO_TYPE1v2_IOMMU containers (before vfio_iommu_type1 when loaded after it). Off until the backend is complete",
+            description: "Claim VFIO_TYPE1_IOMMU/VFIO_TYPE1v2_IOMMU containers (before vfio_iommu_type1 when loaded after it); opt-in",
         },
         msi_base: u64 {
             default: 0,
@@ -89,11 +89,17 @@ struct VfioType1x {
     /// `served`: how many it has served since it was loaded.
     #[pin]
     _served: File<()>,
+    /// `apertures`: each container's MSI aperture and doorbells.
+    #[pin]
+    _apertures: File<()>,
 }
 
 impl kernel::InPlaceModule for VfioType1x {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
+            // SAFETY: called once, before the driver is registered and so
+            // before any container exists.
+            unsafe { container::CONTAINERS.init() };
             let reg = Registration::new()?;
             let dir = Dir::new(c"vfio_type1x");
             pr_info!(
@@ -108,6 +114,9 @@ impl kernel::InPlaceModule for VfioType1x {
                 }),
                 _served <- dir.read_callback_file(c"served", (), &|_, f| {
                     writeln!(f, "{}", container::SERVED.load(Relaxed))
+                }),
+                _apertures <- dir.read_callback_file(c"apertures", (), &|_, f| {
+                    container::show_apertures(f)
                 }),
                 _dir: dir,
                 _reg: reg,

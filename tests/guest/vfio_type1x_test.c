@@ -686,6 +686,7 @@ static void expect_one_doorbell(struct __test_metadata *_metadata, int container
 TEST_F(t1x, default_aperture_reports_the_doorbell_until_teardown)
 {
 	static char buf[4096];
+	const char *view;
 	struct vfio_iommu_type1x_info_cap_msi_aperture *ap;
 	struct vfio_iommu_type1_info *info;
 	const char *err;
@@ -705,6 +706,12 @@ TEST_F(t1x, default_aperture_reports_the_doorbell_until_teardown)
 	err = edu_msi_roundtrip(&self->v, self->edu);
 	ASSERT_EQ(NULL, err) TH_LOG("%s", err);
 	expect_one_doorbell(_metadata, self->v.container, 0x8000000);
+	/* debugfs shows the same, per container. */
+	view = slurp("/sys/kernel/debug/vfio_type1x/apertures");
+	ASSERT_NE(NULL, view);
+	EXPECT_NE(NULL, strstr(view, " type=type1v2 ")) TH_LOG("%s", view);
+	EXPECT_NE(NULL, strstr(view, " aperture=0x8000000+0x100000 doorbells=0x8000000->0x8090000\n"))
+		TH_LOG("%s", view);
 	/* Mapped: the aperture can no longer move. */
 	EXPECT_EQ(-EBUSY, set_aperture(self->v.container, 0x9000000, 0x100000, 0,
 				       sizeof(struct vfio_type1x_msi_aperture)));
@@ -716,6 +723,9 @@ TEST_F(t1x, default_aperture_reports_the_doorbell_until_teardown)
 	ap = aperture_cap(info);
 	ASSERT_NE(NULL, ap);
 	EXPECT_EQ(0, ap->nr_doorbells);
+	view = slurp("/sys/kernel/debug/vfio_type1x/apertures");
+	ASSERT_NE(NULL, view);
+	EXPECT_NE(NULL, strstr(view, " doorbells=none\n")) TH_LOG("%s", view);
 }
 
 TEST_F(t1x, user_aperture_moves_the_doorbell_and_msi_still_lands)
