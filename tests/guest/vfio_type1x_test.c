@@ -25,7 +25,9 @@
 #include <sys/mman.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <linux/capability.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -506,6 +508,55 @@ TEST_F(t1x, threads_map_and_unmap_disjoint_ranges)
 	/* Nothing left behind. */
 	ASSERT_EQ(0, unmap_dma(self->v.container, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL, UNMAPSZ, &done));
 	EXPECT_EQ(0, done);
+}
+
+/* Drops CAP_IPC_LOCK from the effective set: RLIMIT_MEMLOCK then applies. */
+static int drop_ipc_lock(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d))
+		return -1;
+	d[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	return syscall(SYS_capset, &h, d) ? -1 : 0;
+}
+
+TEST_F(t1x, rlimit_memlock_caps_the_pinned_memory)
+{
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct rlimit rl = { .rlim_cur = 64 << 10, .rlim_max = 64 << 10 };
+		struct vfio v;
+		char *buf = mmap(NULL, 0x100000, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+		if (buf == MAP_FAILED || setrlimit(RLIMIT_MEMLOCK, &rl) || drop_ipc_lock())
+			_exit(10);
+		if (vfio_setup(&v, self->group, VFIO_TYPE1v2_IOMMU))
+			_exit(2);
+		/* 1 MiB over a 64 KiB limit: refused, nothing left pinned. */
+		if (map_dma(v.container, (uint64_t)buf, 0x100000, 0x100000, RW, MAPSZ) != -ENOMEM)
+			_exit(11);
+		if (vmlck_kb() != 0)
+			_exit(12);
+		/* Within the limit: fine. */
+		if (map_dma(v.container, (uint64_t)buf, 0x100000, 0x8000, RW, MAPSZ))
+			_exit(13);
+		if (vmlck_kb() != 32)
+			_exit(14);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 2)
+		SKIP(return, "MSIs not isolated here: see the policy test");
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("step %d failed", WEXITSTATUS(status));
 }
 
 TEST_F(t1x, killed_process_releases_everything)
