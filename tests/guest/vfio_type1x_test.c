@@ -118,18 +118,24 @@ static struct vfio_iommu_type1_info *get_info(int container, void *buf, size_t l
 	return info;
 }
 
-static struct vfio_iommu_type1_info_cap_iova_range *iova_cap(struct vfio_iommu_type1_info *info)
+/* The capability @id in GET_INFO's chain, or NULL. */
+static void *find_cap(struct vfio_iommu_type1_info *info, uint16_t id)
 {
 	struct vfio_info_cap_header *h;
 	uint32_t off = info->cap_offset;
 
 	while (off) {
 		h = (void *)((char *)info + off);
-		if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE)
-			return (void *)h;
+		if (h->id == id)
+			return h;
 		off = h->next;
 	}
 	return NULL;
+}
+
+static struct vfio_iommu_type1_info_cap_iova_range *iova_cap(struct vfio_iommu_type1_info *info)
+{
+	return find_cap(info, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE);
 }
 
 FIXTURE(t1x) {
@@ -674,16 +680,7 @@ TEST_F(t1x, msi_doorbell_is_mapped_and_edu_msi_arrives)
 static struct vfio_iommu_type1x_info_cap_msi_aperture *
 aperture_cap(struct vfio_iommu_type1_info *info)
 {
-	struct vfio_info_cap_header *h;
-	uint32_t off = info->cap_offset;
-
-	while (off) {
-		h = (void *)((char *)info + off);
-		if (h->id == VFIO_IOMMU_TYPE1X_INFO_CAP_MSI_APERTURE)
-			return (void *)h;
-		off = h->next;
-	}
-	return NULL;
+	return find_cap(info, VFIO_IOMMU_TYPE1X_INFO_CAP_MSI_APERTURE);
 }
 
 static int set_aperture(int container, uint64_t iova, uint64_t size, uint32_t flags,
