@@ -17,10 +17,8 @@
 #include <linux/pci.h>
 #include <linux/string.h>
 
+#include <armsi/msi_doorbell.h>
 #include <armsi/msi_isolation_shim.h>
-
-/* drivers/irqchip/irq-gic-v2m.c: the frame's SPI doorbell register. */
-#define ARMSI_V2M_MSI_SETSPI_NS 0x040
 
 static char assert_isolated[256];
 module_param_string(assert_isolated, assert_isolated, sizeof(assert_isolated), 0444);
@@ -84,34 +82,25 @@ static int read_domain(struct device *dev, void *data)
 
 static void read_msi_controller(struct device *dev, struct armsi_msi_evidence *e)
 {
+	struct device_node *np;
 	struct irq_domain *d;
 
-	for (d = dev_get_msi_domain(dev); d; d = d->parent) {
-		struct device_node *np = irq_domain_get_of_node(d);
-		struct resource res;
-		u64 off;
-
-		if (!np)
-			continue;
-		if (of_device_is_compatible(np, "arm,gic-v3-its")) {
-			e->msi_ctrl = ARMSI_MSI_ITS;
-			off = GITS_TRANSLATER;
-		} else if (of_device_is_compatible(np, "arm,gic-v2m-frame")) {
-			e->msi_ctrl = ARMSI_MSI_GICV2M;
-			off = ARMSI_V2M_MSI_SETSPI_NS;
-		} else {
-			continue;
+	switch (armsi_msi_doorbell(dev, &np, &e->doorbell)) {
+	case ARMSI_MSI_KIND_ITS:
+		e->msi_ctrl = ARMSI_MSI_ITS;
+		break;
+	case ARMSI_MSI_KIND_GICV2M:
+		e->msi_ctrl = ARMSI_MSI_GICV2M;
+		break;
+	case ARMSI_MSI_KIND_NONE:
+		d = dev_get_msi_domain(dev);
+		if (d) {
+			e->msi_ctrl = ARMSI_MSI_OTHER;
+			strscpy(e->msi_ctrl_name, d->name ?: "?", sizeof(e->msi_ctrl_name));
 		}
-		strscpy(e->msi_ctrl_name, kbasename(np->full_name), sizeof(e->msi_ctrl_name));
-		if (!of_address_to_resource(np, 0, &res))
-			e->doorbell = res.start + off;
 		return;
 	}
-	d = dev_get_msi_domain(dev);
-	if (d) {
-		e->msi_ctrl = ARMSI_MSI_OTHER;
-		strscpy(e->msi_ctrl_name, d->name ?: "?", sizeof(e->msi_ctrl_name));
-	}
+	strscpy(e->msi_ctrl_name, kbasename(np->full_name), sizeof(e->msi_ctrl_name));
 }
 
 static void read_resv_regions(struct device *dev, struct armsi_msi_evidence *e)

@@ -61,8 +61,6 @@ pub(crate) const DMA_ENTRY_LIMIT: usize = u16::MAX as usize;
 /// CAST: `PAGE_SIZE` fits in u64.
 const PAGE: u64 = PAGE_SIZE as u64;
 
-/// Containers open now, for debugfs.
-pub(crate) static OPEN: Atomic<i64> = Atomic::new(0);
 /// Containers served since the module loaded, for debugfs.
 pub(crate) static SERVED: Atomic<i64> = Atomic::new(0);
 
@@ -360,7 +358,6 @@ impl Container {
             reg.next_id += 1;
             c.id.store(id, Relaxed);
         }
-        OPEN.fetch_add(1, Relaxed);
         SERVED.fetch_add(1, Relaxed);
         Ok(c)
     }
@@ -732,9 +729,12 @@ impl PinnedDrop for Container {
             inner.ndma -= 1;
             dma.release(&inner.domains);
         }
-        drop(inner);
-        OPEN.fetch_sub(1, Relaxed);
     }
+}
+
+/// How many containers are alive now, for debugfs `containers`.
+pub(crate) fn open_count() -> usize {
+    CONTAINERS.lock().list.len()
 }
 
 /// debugfs `apertures`: one line per container,

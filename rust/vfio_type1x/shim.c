@@ -20,6 +20,7 @@
 
 #include "vfio.h"
 
+#include <armsi/msi_doorbell.h>
 #include <armsi/msi_isolation_shim.h>
 #include <armsi/vfio_type1x_shim.h>
 
@@ -280,9 +281,6 @@ u64 t1x_iova_to_phys(struct iommu_domain *domain, u64 iova)
 	return iommu_iova_to_phys(domain, iova);
 }
 
-/* drivers/irqchip/irq-gic-v2m.c: the frame's SPI doorbell register. */
-#define T1X_V2M_MSI_SETSPI_NS 0x040
-
 struct doorbells {
 	u64 *out;
 	u32 max;
@@ -292,33 +290,19 @@ struct doorbells {
 static int add_doorbell(struct device *dev, void *data)
 {
 	struct doorbells *db = data;
-	struct irq_domain *d;
+	struct device_node *np;
+	u64 doorbell, page;
+	int i;
 
-	for (d = dev_get_msi_domain(dev); d; d = d->parent) {
-		struct device_node *np = irq_domain_get_of_node(d);
-		struct resource res;
-		u64 off, page;
-		int i;
-
-		if (!np)
-			continue;
-		if (of_device_is_compatible(np, "arm,gic-v3-its"))
-			off = GITS_TRANSLATER;
-		else if (of_device_is_compatible(np, "arm,gic-v2m-frame"))
-			off = T1X_V2M_MSI_SETSPI_NS;
-		else
-			continue;
-		if (of_address_to_resource(np, 0, &res))
-			break;
-		page = (res.start + off) & PAGE_MASK;
-		for (i = 0; i < db->n && i < db->max; i++)
-			if (db->out[i] == page)
-				return 0;
-		if (db->n < db->max)
-			db->out[db->n] = page;
-		db->n++;
-		break;
-	}
+	if (armsi_msi_doorbell(dev, &np, &doorbell) == ARMSI_MSI_KIND_NONE || !doorbell)
+		return 0;
+	page = doorbell & PAGE_MASK;
+	for (i = 0; i < db->n && i < db->max; i++)
+		if (db->out[i] == page)
+			return 0;
+	if (db->n < db->max)
+		db->out[db->n] = page;
+	db->n++;
 	return 0;
 }
 

@@ -110,7 +110,7 @@ impl kernel::InPlaceModule for VfioType1x {
             );
             Ok(try_pin_init!(Self {
                 _containers <- dir.read_callback_file(c"containers", (), &|_, f| {
-                    writeln!(f, "{}", container::OPEN.load(Relaxed))
+                    writeln!(f, "{}", container::open_count())
                 }),
                 _served <- dir.read_callback_file(c"served", (), &|_, f| {
                     writeln!(f, "{}", container::SERVED.load(Relaxed))
