@@ -9,6 +9,9 @@
 #                           2 MiB hugetlb pages), MSI-X enable latency
 #   vfio_pci_driver_test    the upstream VFIO selftest (memcpy through igb's
 #                           DMA, MSI) in type1v2 mode, against both backends
+#   vgic_lpi_stress         the upstream KVM selftest, LPIs/s with KVM's
+#                           built-in ITS and with kvm_vits, alternating, at
+#                           -v 2 -d 2 -e 8, -v 2 -d 16 -e 16, -v 1 -d 1 -e 17
 #
 # Prints each figure and the ratio ours/upstream. Figures, not assertions:
 # under TCG the same benchmark varies up to 4x from boot to boot, which is
@@ -43,6 +46,8 @@ for b in upstream type1x; do
 	chmod +x "$bench/b_vfio_pci_driver_test@$b"
 done
 
+cp tests/bench/vits_lpi_bench.sh "$bench/c_vits_lpi_bench"
+
 scripts/vm.py check --variant perf --modules-dir "$src/rust" --only-extra \
 	--extra-tests "$bench" --tag bench --mem 3072 | tee build/logs/bench.out
-grep -h '^# \(map\|unmap\|msix\)' build/logs/bench.log | sed 's/^/  /' || true
+grep -h '^# \(map\|unmap\|msix\|lpi \)' build/logs/bench.log | sed 's/^/  /' || true

@@ -91,7 +91,8 @@ def build_initramfs(args, stage):
     shutil.copy2(os.path.join(TOP, "tests/guest/init"), os.path.join(stage, "init"))
     shutil.copy2(os.path.join(TOP, "tests/guest/report.sh"), os.path.join(stage, "armsi"))
     shutil.copy2(os.path.join(TOP, "tests/guest/suite.list"), os.path.join(stage, "armsi"))
-    shutil.copy2(os.path.join(TOP, "tests/guest/vfio_peer.sh"), os.path.join(stage, "armsi"))
+    for script in ("vfio_peer.sh", "kvm_peer.sh"):
+        shutil.copy2(os.path.join(TOP, "tests/guest", script), os.path.join(stage, "armsi"))
     modroot = os.path.join(kernel_dir(args.variant), "build/modroot/lib")
     if os.path.isdir(modroot):
         shutil.copytree(modroot, os.path.join(stage, "lib"), symlinks=True,

@@ -21,3 +21,26 @@ pub mod dma_args;
 /// `rust/vfio_type1x/aperture.rs`: the user-chosen MSI aperture checks.
 #[path = "../../../rust/vfio_type1x/aperture.rs"]
 pub mod aperture;
+
+/// `rust/kvm_vits/env.rs`: what the ITS model needs from KVM.
+#[path = "../../../rust/kvm_vits/env.rs"]
+pub mod env;
+
+/// `rust/kvm_vits/cmd.rs`: ITS command decoding.
+#[path = "../../../rust/kvm_vits/cmd.rs"]
+pub mod cmd;
+
+/// `rust/kvm_vits/table.rs`: GITS_BASER fields and ABI rev 0 table entries.
+#[path = "../../../rust/kvm_vits/table.rs"]
+pub mod table;
+
+/// `rust/kvm_vits/model.rs`: the ITS model.
+#[path = "../../../rust/kvm_vits/model.rs"]
+pub mod model;
+
+/// `rust/kvm_vits/cache.rs`: the MSI translation cache.
+#[path = "../../../rust/kvm_vits/cache.rs"]
+pub mod cache;
+
+/// A mock [`env::Env`] and the deterministic ITS command-stream fuzzer.
+pub mod fuzz;

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The module's only FFI: the C shim in `shim.c`, declared by hand from
+//! `include/armsi/kvm_vits_shim.h` and wrapped in safe types ([`Kvm`],
+//! [`Lpi`]), and the `kvits_rs_*` entry points the shim's device ops, MMIO
+//! frame and MSI injection call.
+
+use core::ptr::NonNull;
+
+use kernel::{
+    error::to_result,
+    ffi::{
+        c_int,
+        c_ulong,
+        c_void, //
+    },
+    prelude::*,
+    types::ForeignOwnable, //
+};
+
+use crate::{
+    env::Errno,
+    its::Its, //
+};
+
+/// Opaque `struct kvm`.
+#[repr(C)]
+pub(crate) struct RawKvm {
+    _private: [u8; 0],
+}
+
+/// Opaque `struct vgic_irq`.
+#[repr(C)]
+pub(crate) struct RawIrq {
+    _private: [u8; 0],
+}
+
+extern "C" {
+    fn kvits_register() -> c_int;
+    fn kvits_unregister();
+    fn kvits_read_guest(kvm: *mut RawKvm, gpa: u64, buf: *mut c_void, len: c_ulong) -> c_int;
+    fn kvits_write_guest(kvm: *mut RawKvm, gpa: u64, buf: *const c_void, len: c_ulong) -> c_int;
+    fn kvits_is_visible(kvm: *mut RawKvm, gpa: u64) -> bool;
+    fn kvits_vcpu_exists(kvm: *mut RawKvm, vcpu_id: u32) -> bool;
+    fn kvits_lpis_enabled(kvm: *mut RawKvm, vcpu_id: u32) -> bool;
+    fn kvits_max_lpis(kvm: *mut RawKvm) -> u32;
+    fn kvits_lpi_add(kvm: *mut RawKvm, intid: u32, target: i64, irq: *mut *mut RawIrq) -> c_int;
+    fn kvits_lpi_map(kvm: *mut RawKvm, irq: *mut RawIrq, target: i64) -> bool;
+    fn kvits_lpi_release(kvm: *mut RawKvm, irq: *mut RawIrq);
+    fn kvits_lpi_intid(irq: *mut RawIrq) -> u32;
+    fn kvits_lpi_set_target(kvm: *mut RawKvm, irq: *mut RawIrq, from: i64, to: u32) -> c_int;
+    fn kvits_lpi_trigger(kvm: *mut RawKvm, irq: *mut RawIrq) -> c_int;
+    fn kvits_lpi_clear(irq: *mut RawIrq);
+    fn kvits_lpi_inv(kvm: *mut RawKvm, irq: *mut RawIrq) -> c_int;
+    fn kvits_invall(kvm: *mut RawKvm, vcpu_id: u32);
+    fn kvits_movall(kvm: *mut RawKvm, from: u32, to: u32);
+    fn kvits_inject_intid(kvm: *mut RawKvm, intid: u32) -> bool;
+}
+
+/// Register as KVM's ITS backend.
+pub(crate) fn register() -> Result {
+    // SAFETY: no precondition; the shim's backend is static.
+    to_result(unsafe { kvits_register() })
+}
+
+/// Stop being offered to new VMs (VMs using us pin the module).
+pub(crate) fn unregister() {
+    // SAFETY: no precondition.
+    unsafe { kvits_unregister() }
+}
+
+/// A C return value (0 or -errno) as an [`Errno`] result.
+fn errno(ret: c_int) -> Result<(), Errno> {
+    if ret < 0 {
+        Err(-ret)
+    } else {
+        Ok(())
+    }
+}
+
+fn target(t: Option<u32>) -> i64 {
+    t.map_or(-1, i64::from)
+}
+
+/// A VM.
+///
+/// # Invariants
+///
+/// Points to a live `struct kvm` for as long as the ITS device holding it
+/// exists: KVM destroys a VM's devices only when the VM dies.
+#[derive(Clone, Copy)]
+pub(crate) struct Kvm(NonNull<RawKvm>);
+
+// SAFETY: `struct kvm` is used from any thread; the shim takes KVM's locks.
+unsafe impl Send for Kvm {}
+// SAFETY: as above.
+unsafe impl Sync for Kvm {}
+
+/// A counted reference to one of the VM's LPIs (`struct vgic_irq *`).
+///
+/// # Invariants
+///
+/// Points to a live `struct vgic_irq` while its holder owns a reference;
+/// the model and the cache give every reference back (see `env.rs`).
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) struct Lpi(NonNull<RawIrq>);
+
+// SAFETY: a `vgic_irq` is refcounted and locked by its own `irq_lock`.
+unsafe impl Send for Lpi {}
+
+impl Kvm {
+    pub(crate) fn read_guest(self, gpa: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        // SAFETY: by the invariant `self` is live; `buf` is writable for its length.
+        errno(unsafe { kvits_read_guest(self.0.as_ptr(), gpa, buf.as_mut_ptr().cast(), buf.len()) })
+    }
+
+    pub(crate) fn write_guest(self, gpa: u64, buf: &[u8]) -> Result<(), Errno> {
+        // SAFETY: by the invariant `self` is live; `buf` is readable for its length.
+        errno(unsafe { kvits_write_guest(self.0.as_ptr(), gpa, buf.as_ptr().cast(), buf.len()) })
+    }
+
+    pub(crate) fn is_visible(self, gpa: u64) -> bool {
+        // SAFETY: by the invariant `self` is live.
+        unsafe { kvits_is_visible(self.0.as_ptr(), gpa) }
+    }
+
+    pub(crate) fn vcpu_exists(self, vcpu_id: u32) -> bool {
+        // SAFETY: by the invariant `self` is live.
+        unsafe { kvits_vcpu_exists(self.0.as_ptr(), vcpu_id) }
+    }
+
+    pub(crate) fn lpis_enabled(self, vcpu_id: u32) -> bool {
+        // SAFETY: by the invariant `self` is live.
+        unsafe { kvits_lpis_enabled(self.0.as_ptr(), vcpu_id) }
+    }
+
+    pub(crate) fn max_lpis(self) -> u32 {
+        // SAFETY: by the invariant `self` is live.
+        unsafe { kvits_max_lpis(self.0.as_ptr()) }
+    }
+
+    pub(crate) fn lpi_add(self, intid: u32, t: Option<u32>) -> Result<Lpi, Errno> {
+        let mut irq = core::ptr::null_mut();
+        // SAFETY: by the invariant `self` is live; `irq` is writable.
+        errno(unsafe { kvits_lpi_add(self.0.as_ptr(), intid, target(t), &mut irq) })?;
+        // INVARIANT: on success the shim gave us a counted reference.
+        NonNull::new(irq).map(Lpi).ok_or(crate::env::ENOMEM)
+    }
+
+    pub(crate) fn lpi_map(self, lpi: Lpi, t: Option<u32>) -> bool {
+        // SAFETY: `self` is live; the caller hands over its reference to `lpi`.
+        unsafe { kvits_lpi_map(self.0.as_ptr(), lpi.0.as_ptr(), target(t)) }
+    }
+
+    pub(crate) fn lpi_release(self, lpi: Lpi) {
+        // SAFETY: `self` is live; the caller gives up its reference to `lpi`.
+        unsafe { kvits_lpi_release(self.0.as_ptr(), lpi.0.as_ptr()) }
+    }
+
+    pub(crate) fn lpi_set_target(self, lpi: Lpi, from: Option<u32>, to: u32) -> Result<(), Errno> {
+        // SAFETY: `self` is live and the caller holds a reference to `lpi`.
+        errno(unsafe { kvits_lpi_set_target(self.0.as_ptr(), lpi.0.as_ptr(), target(from), to) })
+    }
+
+    pub(crate) fn lpi_trigger(self, lpi: Lpi) -> Result<(), Errno> {
+        // SAFETY: `self` is live and the caller holds a reference to `lpi`.
+        errno(unsafe { kvits_lpi_trigger(self.0.as_ptr(), lpi.0.as_ptr()) })
+    }
+
+    pub(crate) fn lpi_inv(self, lpi: Lpi) -> Result<(), Errno> {
+        // SAFETY: `self` is live and the caller holds a reference to `lpi`.
+        errno(unsafe { kvits_lpi_inv(self.0.as_ptr(), lpi.0.as_ptr()) })
+    }
+
+    pub(crate) fn invall(self, vcpu_id: u32) {
+        // SAFETY: by the invariant `self` is live.
+        unsafe { kvits_invall(self.0.as_ptr(), vcpu_id) }
+    }
+
+    pub(crate) fn movall(self, from: u32, to: u32) {
+        // SAFETY: by the invariant `self` is live.
+        unsafe { kvits_movall(self.0.as_ptr(), from, to) }
+    }
+
+    /// Make LPI `intid` pending if the VM has it; false if not. Atomic
+    /// context is fine.
+    pub(crate) fn inject_intid(self, intid: u32) -> bool {
+        // SAFETY: by the invariant `self` is live.
+        unsafe { kvits_inject_intid(self.0.as_ptr(), intid) }
+    }
+}
+
+impl Lpi {
+    pub(crate) fn intid(self) -> u32 {
+        // SAFETY: by the invariant the holder's reference keeps it live.
+        unsafe { kvits_lpi_intid(self.0.as_ptr()) }
+    }
+
+    pub(crate) fn clear(self) {
+        // SAFETY: by the invariant the holder's reference keeps it live.
+        unsafe { kvits_lpi_clear(self.0.as_ptr()) }
+    }
+}
+
+type ItsBox = Pin<KBox<Its>>;
+
+/// `kvm_device_ops.create`: a new ITS of `kvm`.
+///
+/// # Safety
+///
+/// `kvm` is a live VM that outlives the returned object, which the caller
+/// gives back to [`kvits_rs_destroy`] once.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_create(kvm: *mut RawKvm) -> *mut c_void {
+    let Some(kvm) = NonNull::new(kvm) else {
+        return core::ptr::null_mut();
+    };
+    // INVARIANT: per the contract the VM outlives the ITS.
+    let Ok(its) = KBox::pin_init(Its::new(Kvm(kvm)), GFP_KERNEL_ACCOUNT) else {
+        return core::ptr::null_mut();
+    };
+    if its.as_ref().register().is_err() {
+        its.destroy();
+        return core::ptr::null_mut();
+    }
+    its.into_foreign()
+}
+
+/// `kvm_device_ops.destroy`.
+///
+/// # Safety
+///
+/// `its` came from [`kvits_rs_create`] and is not used again.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_destroy(its: *mut c_void) {
+    // SAFETY: per the contract `its` is ours and released once.
+    let its = unsafe { ItsBox::from_foreign(its) };
+    its.destroy();
+}
+
+/// Borrow the ITS behind a shim pointer.
+///
+/// # Safety
+///
+/// `its` came from [`kvits_rs_create`] and is not destroyed yet.
+unsafe fn its<'a>(its: *mut c_void) -> Pin<&'a Its> {
+    // SAFETY: per the contract `its` is live.
+    unsafe { ItsBox::borrow(its) }
+}
+
+/// A guest read of the ITS frame at `offset`.
+///
+/// # Safety
+///
+/// `p` is a live ITS (see [`its`]).
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_mmio_read(p: *mut c_void, offset: u64, len: u32) -> u64 {
+    // SAFETY: per the contract.
+    unsafe { its(p) }.mmio_read(offset, len)
+}
+
+/// A guest write of the ITS frame at `offset`.
+///
+/// # Safety
+///
+/// `p` is a live ITS.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_mmio_write(
+    p: *mut c_void,
+    offset: u64,
+    len: u32,
+    val: u64,
+) {
+    // SAFETY: per the contract.
+    unsafe { its(p) }.mmio_write(offset, len, val)
+}
+
+/// `KVM_HAS_DEVICE_ATTR` for `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`.
+#[no_mangle]
+pub(crate) extern "C" fn kvits_rs_has_reg(offset: u64) -> c_int {
+    match Its::has_reg(offset) {
+        Ok(()) => 0,
+        Err(e) => -e,
+    }
+}
+
+/// `KVM_GET_DEVICE_ATTR` for `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`, VM locked.
+///
+/// # Safety
+///
+/// `p` is a live ITS; `val` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_reg_read(
+    p: *mut c_void,
+    offset: u64,
+    val: *mut u64,
+) -> c_int {
+    // SAFETY: per the contract.
+    match unsafe { its(p) }.reg_read(offset) {
+        Ok(v) => {
+            // SAFETY: per the contract `val` is writable.
+            unsafe { *val = v };
+            0
+        }
+        Err(e) => -e,
+    }
+}
+
+/// `KVM_SET_DEVICE_ATTR` for `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`, VM locked.
+///
+/// # Safety
+///
+/// `p` is a live ITS.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_reg_write(p: *mut c_void, offset: u64, val: u64) -> c_int {
+    // SAFETY: per the contract.
+    match unsafe { its(p) }.reg_write(offset, val) {
+        Ok(()) => 0,
+        Err(e) => -e,
+    }
+}
+
+/// `KVM_DEV_ARM_VGIC_GRP_CTRL`: reset, save or restore, VM locked.
+///
+/// # Safety
+///
+/// `p` is a live ITS.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_ctrl(p: *mut c_void, attr: u64) -> c_int {
+    // SAFETY: per the contract.
+    match unsafe { its(p) }.ctrl(attr) {
+        Ok(()) => 0,
+        Err(e) => -e,
+    }
+}
+
+/// `KVM_VITS_GRP_TRANSLATE`: the translation of one MSI.
+///
+/// # Safety
+///
+/// `p` is a live ITS; the out pointers are writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_translate(
+    p: *mut c_void,
+    devid: u32,
+    eventid: u32,
+    intid: *mut u32,
+    icid: *mut u32,
+    vcpu: *mut i64,
+) -> c_int {
+    // SAFETY: per the contract.
+    match unsafe { its(p) }.translate(devid, eventid) {
+        Some(t) => {
+            // SAFETY: per the contract the out pointers are writable.
+            unsafe {
+                *intid = t.intid;
+                *icid = t.icid.map_or(u32::MAX, u32::from);
+                *vcpu = target(t.vcpu);
+            }
+            0
+        }
+        None => -(crate::env::ENOENT),
+    }
+}
+
+/// An MSI from `KVM_SIGNAL_MSI` or an irqfd (may sleep): 1 delivered, 0
+/// blocked by the guest's tables, or -errno.
+///
+/// # Safety
+///
+/// `p` is a live ITS.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_inject(p: *mut c_void, devid: u32, eventid: u32) -> c_int {
+    // SAFETY: per the contract.
+    match unsafe { its(p) }.inject(devid, eventid) {
+        Ok(true) => 1,
+        Ok(false) => 0,
+        Err(e) => -e,
+    }
+}
+
+/// The irqfd fast path, atomic context: 0, or -EWOULDBLOCK on a cache miss.
+///
+/// # Safety
+///
+/// `p` is a live ITS.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_inject_cached(
+    p: *mut c_void,
+    devid: u32,
+    eventid: u32,
+) -> c_int {
+    // SAFETY: per the contract.
+    if unsafe { its(p) }.inject_cached(devid, eventid) {
+        0
+    } else {
+        EAGAIN.to_errno()
+    }
+}
+
+/// A redistributor disabled its LPIs.
+///
+/// # Safety
+///
+/// `p` is a live ITS.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_invalidate_cache(p: *mut c_void) {
+    // SAFETY: per the contract.
+    unsafe { its(p) }.invalidate_cache()
+}
+
+/// The ITS frame now lives at `base`.
+///
+/// # Safety
+///
+/// `p` is a live ITS.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_set_base(p: *mut c_void, base: u64) {
+    // SAFETY: per the contract.
+    unsafe { its(p) }.set_base(base)
+}

@@ -1,0 +1,442 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One ITS device: the pure model (`model.rs`) behind a mutex, the lock-free
+//! MSI translation cache (`cache.rs`), and the model's [`Env`] over KVM.
+//!
+//! Locking: KVM's `kvm->lock` -> vCPU mutexes -> `config_lock` (taken by the
+//! shim for attributes) -> `model` -> the core's `lpi_xa` lock and
+//! `irq_lock`. The MSI fast path (irqfd, atomic) takes no lock of ours.
+
+use core::{
+    ptr::NonNull,
+    sync::atomic::{
+        AtomicU64,
+        Ordering, //
+    },
+};
+
+use kernel::{new_mutex, prelude::*, sync::Mutex};
+
+use crate::{
+    cache::TranslationCache,
+    env::{
+        Env,
+        Errno,
+        NoMem,
+        Vector,
+        ENXIO, //
+    },
+    ffi::{
+        Kvm,
+        Lpi, //
+    },
+    model::{
+        self,
+        Translation, //
+    },
+};
+
+/// `KVM_DEV_ARM_ITS_SAVE_TABLES`.
+const SAVE_TABLES: u64 = 1;
+/// `KVM_DEV_ARM_ITS_RESTORE_TABLES`.
+const RESTORE_TABLES: u64 = 2;
+/// `KVM_DEV_ARM_ITS_CTRL_RESET`.
+const CTRL_RESET: u64 = 4;
+
+type Model = model::Its<KEnv>;
+
+impl<T> Vector<T> for KVec<T> {
+    fn new_empty() -> Self {
+        KVec::new()
+    }
+
+    fn try_insert(&mut self, index: usize, v: T) -> Result<(), NoMem> {
+        self.push(v, GFP_KERNEL_ACCOUNT).map_err(|_| NoMem)?;
+        if let Some(tail) = self.get_mut(index..) {
+            tail.rotate_right(1);
+        }
+        Ok(())
+    }
+
+    fn remove_at(&mut self, index: usize) -> T {
+        if let Some(tail) = self.get_mut(index..) {
+            tail.rotate_left(1);
+        }
+        // The trait's contract (`index < len`) leaves an element to pop.
+        self.pop().expect("Vector::remove_at past the end")
+    }
+}
+
+/// The model's environment: one VM and this ITS's translation cache.
+///
+/// # Invariants
+///
+/// `cache` points to the `cache` of the pinned [`Its`] that made this
+/// value, which outlives it (see [`Its::env`]).
+pub(crate) struct KEnv {
+    kvm: Kvm,
+    cache: NonNull<TranslationCache>,
+}
+
+// SAFETY: `KEnv` only names a VM and a lock, both usable from any thread.
+unsafe impl Send for KEnv {}
+
+impl KEnv {
+    fn cache(&self) -> &TranslationCache {
+        // SAFETY: by the type invariant the cache outlives `self`.
+        unsafe { self.cache.as_ref() }
+    }
+}
+
+impl Env for KEnv {
+    type Vec<T> = KVec<T>;
+    type Lpi = Lpi;
+
+    fn read_guest(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.kvm.read_guest(gpa, buf)
+    }
+
+    fn write_guest(&mut self, gpa: u64, buf: &[u8]) -> Result<(), Errno> {
+        self.kvm.write_guest(gpa, buf)
+    }
+
+    fn is_visible(&mut self, gpa: u64) -> bool {
+        self.kvm.is_visible(gpa)
+    }
+
+    fn vcpu_exists(&self, vcpu_id: u32) -> bool {
+        self.kvm.vcpu_exists(vcpu_id)
+    }
+
+    fn lpis_enabled(&self, vcpu_id: u32) -> bool {
+        self.kvm.lpis_enabled(vcpu_id)
+    }
+
+    fn max_lpis(&self) -> u32 {
+        self.kvm.max_lpis()
+    }
+
+    fn lpi_add(&mut self, intid: u32, target: Option<u32>) -> Result<Lpi, Errno> {
+        self.kvm.lpi_add(intid, target)
+    }
+
+    fn lpi_map(&mut self, lpi: Lpi, target: Option<u32>) -> bool {
+        self.kvm.lpi_map(lpi, target)
+    }
+
+    fn lpi_release(&mut self, lpi: Lpi) {
+        self.kvm.lpi_release(lpi)
+    }
+
+    fn lpi_intid(&self, lpi: Lpi) -> u32 {
+        lpi.intid()
+    }
+
+    fn lpi_set_target(&mut self, lpi: Lpi, from: Option<u32>, to: u32) -> Result<(), Errno> {
+        self.kvm.lpi_set_target(lpi, from, to)
+    }
+
+    fn lpi_trigger(&mut self, lpi: Lpi) -> Result<(), Errno> {
+        self.kvm.lpi_trigger(lpi)
+    }
+
+    fn lpi_clear(&mut self, lpi: Lpi) -> Result<(), Errno> {
+        lpi.clear();
+        Ok(())
+    }
+
+    fn lpi_inv(&mut self, lpi: Lpi) -> Result<(), Errno> {
+        self.kvm.lpi_inv(lpi)
+    }
+
+    fn invall(&mut self, vcpu_id: u32) {
+        self.kvm.invall(vcpu_id)
+    }
+
+    fn movall(&mut self, from: u32, to: u32) {
+        self.kvm.movall(from, to)
+    }
+
+    fn cache_invalidate(&mut self) {
+        self.cache().invalidate();
+    }
+
+    fn cache_insert(&mut self, devid: u32, eventid: u32, lpi: Lpi) {
+        self.cache().insert(devid, eventid, lpi.intid());
+    }
+}
+
+/// ITS devices created since the module loaded, for debugfs.
+pub(crate) static CREATED: AtomicU64 = AtomicU64::new(0);
+
+/// The translation cache counters of the ITSes destroyed since the module
+/// loaded (inserts, evictions, invalidations), for debugfs `cache`.
+pub(crate) static CACHE_TOTALS: [AtomicU64; 3] =
+    [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+kernel::sync::global_lock! {
+    // SAFETY: `init` is called in the module initialiser, before the backend
+    // is registered and so before an ITS can exist.
+    pub(crate) unsafe(uninit) static REGISTRY: Mutex<Registry> = Registry {
+        list: KVec::new(),
+    };
+}
+
+/// The ITSes alive now, for debugfs.
+///
+/// # Invariants
+///
+/// Each address in `list` is that of a live, pinned [`Its`]: added once the
+/// ITS is pinned, removed under the lock before it is dropped.
+pub(crate) struct Registry {
+    list: KVec<usize>,
+}
+
+/// How many ITSes are alive.
+pub(crate) fn live_count() -> usize {
+    REGISTRY.lock().list.len()
+}
+
+/// debugfs `state`: per ITS, its registers, counters, cache and every
+/// translation (DeviceID, EventID) -> (LPI, collection, vCPU).
+pub(crate) fn show_state(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    let reg = REGISTRY.lock();
+    for (n, &addr) in reg.list.iter().enumerate() {
+        // SAFETY: by the registry's invariant `addr` is a live ITS, and it
+        // stays alive while we hold the registry lock.
+        let its = unsafe { &*(addr as *const Its) };
+        its.show(n, f)?;
+    }
+    Ok(())
+}
+
+/// One emulated ITS.
+#[pin_data]
+pub(crate) struct Its {
+    kvm: Kvm,
+    /// Guest physical base of the frame, `u64::MAX` until set.
+    base: AtomicU64,
+    #[pin]
+    model: Mutex<Model>,
+    cache: TranslationCache,
+}
+
+// SAFETY: a `TranslationCache` is atomics of integers, for which all-zero is
+// a valid value (an empty cache).
+unsafe impl Zeroable for TranslationCache {}
+
+impl Its {
+    /// A new ITS of `kvm`, disabled, with no base address.
+    pub(crate) fn new(kvm: Kvm) -> impl PinInit<Self, Error> {
+        try_pin_init!(Its {
+            kvm,
+            base: AtomicU64::new(u64::MAX),
+            model <- new_mutex!(Model::new()),
+            // In place: the cache is too large for the stack.
+            cache <- pin_init::zeroed::<TranslationCache>(),
+        })
+    }
+
+    fn env(&self) -> KEnv {
+        // INVARIANT: `self` is pinned and every `KEnv` lives within a call
+        // on `self`.
+        KEnv {
+            kvm: self.kvm,
+            cache: NonNull::from(&self.cache),
+        }
+    }
+
+    /// List the pinned ITS for debugfs.
+    pub(crate) fn register(self: Pin<&Self>) -> Result {
+        let addr = &*self as *const Its as usize;
+        // INVARIANT: `self` is pinned; `destroy` removes it before dropping.
+        REGISTRY.lock().list.push(addr, GFP_KERNEL)?;
+        CREATED.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Free every device, event and collection (the VM is dying).
+    pub(crate) fn destroy(self: Pin<KBox<Self>>) {
+        let addr = &*self as *const Its as usize;
+        {
+            let mut reg = REGISTRY.lock();
+            if let Some(i) = reg.list.iter().position(|&a| a == addr) {
+                let _ = reg.list.remove(i);
+            }
+        }
+        let mut env = self.env();
+        self.model.lock().destroy(&mut env);
+        let c = self.cache.stats();
+        for (total, n) in CACHE_TOTALS
+            .iter()
+            .zip([c.inserts, c.evictions, c.invalidations])
+        {
+            total.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn show(&self, n: usize, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let env = self.env();
+        let model = self.model.lock();
+        let r = model.regs();
+        let base = self.base.load(Ordering::Relaxed);
+        if base == u64::MAX {
+            write!(f, "its{n} base=none")?;
+        } else {
+            write!(f, "its{n} base={base:#x}")?;
+        }
+        writeln!(
+            f,
+            " enabled={} cbaser={:#x} creadr={:#x} cwriter={:#x} baser0={:#x} baser1={:#x} abi={}",
+            u8::from(r.enabled),
+            r.cbaser,
+            r.creadr,
+            r.cwriter,
+            r.baser_device_table,
+            r.baser_coll_table,
+            r.abi_rev
+        )?;
+        let s = model.stats();
+        write!(f, "its{n} commands")?;
+        for (name, i) in [
+            ("movi", 0x01),
+            ("int", 0x03),
+            ("clear", 0x04),
+            ("sync", 0x05),
+            ("mapd", 0x08),
+            ("mapc", 0x09),
+            ("mapti", 0x0a),
+            ("mapi", 0x0b),
+            ("inv", 0x0c),
+            ("invall", 0x0d),
+            ("movall", 0x0e),
+            ("discard", 0x0f),
+        ] {
+            write!(f, " {name}={}", s.commands.get(i).copied().unwrap_or(0))?;
+        }
+        writeln!(
+            f,
+            " unknown={} its_errors={} errno_errors={}",
+            s.unknown, s.its_errors, s.errno_errors
+        )?;
+        let c = self.cache.stats();
+        writeln!(
+            f,
+            "its{n} cache cached={} inserts={} evictions={} invalidations={}",
+            c.len, c.inserts, c.evictions, c.invalidations
+        )?;
+        writeln!(
+            f,
+            "its{n} devices={} collections={}",
+            model.devices().len(),
+            model.collections().len()
+        )?;
+        for c in model.collections() {
+            if c.target == crate::table::COLLECTION_NOT_MAPPED {
+                writeln!(f, "its{n} collection icid={} vcpu=none", c.id)?;
+            } else {
+                writeln!(f, "its{n} collection icid={} vcpu={}", c.id, c.target)?;
+            }
+        }
+        let mut res = Ok(());
+        model.for_each_ite(&env, |e| {
+            if res.is_err() {
+                return;
+            }
+            res = (|| {
+                write!(
+                    f,
+                    "its{n} translation devid={} eventid={} intid={}",
+                    e.devid, e.eventid, e.intid
+                )?;
+                match e.icid {
+                    Some(i) => write!(f, " icid={i}")?,
+                    None => write!(f, " icid=none")?,
+                }
+                match e.target {
+                    Some(v) => writeln!(f, " vcpu={v}"),
+                    None => writeln!(f, " vcpu=none"),
+                }
+            })();
+        });
+        res
+    }
+
+    /// A guest read of the frame.
+    pub(crate) fn mmio_read(&self, offset: u64, len: u32) -> u64 {
+        let mut env = self.env();
+        self.model.lock().mmio_read(&mut env, offset, len)
+    }
+
+    /// A guest write of the frame.
+    pub(crate) fn mmio_write(&self, offset: u64, len: u32, val: u64) {
+        let mut env = self.env();
+        self.model.lock().mmio_write(&mut env, offset, len, val)
+    }
+
+    /// Does `KVM_DEV_ARM_VGIC_GRP_ITS_REGS` know this offset?
+    pub(crate) fn has_reg(offset: u64) -> Result<(), Errno> {
+        Model::has_reg(offset)
+    }
+
+    /// A VMM reads a register.
+    pub(crate) fn reg_read(&self, offset: u64) -> Result<u64, Errno> {
+        let mut env = self.env();
+        self.model.lock().uaccess_read(&mut env, offset)
+    }
+
+    /// A VMM writes a register.
+    pub(crate) fn reg_write(&self, offset: u64, val: u64) -> Result<(), Errno> {
+        let mut env = self.env();
+        self.model.lock().uaccess_write(&mut env, offset, val)
+    }
+
+    /// `KVM_DEV_ARM_VGIC_GRP_CTRL`.
+    pub(crate) fn ctrl(&self, attr: u64) -> Result<(), Errno> {
+        let mut env = self.env();
+        let mut model = self.model.lock();
+        match attr {
+            CTRL_RESET => {
+                model.reset(&mut env);
+                Ok(())
+            }
+            SAVE_TABLES => model.save_tables(&mut env),
+            RESTORE_TABLES => model.restore_tables(&mut env),
+            _ => Err(ENXIO),
+        }
+    }
+
+    /// The translation of (`devid`, `eventid`), without side effects.
+    pub(crate) fn translate(&self, devid: u32, eventid: u32) -> Option<Translation> {
+        let env = self.env();
+        self.model.lock().translate(&env, devid, eventid)
+    }
+
+    /// The fast path, lock-free: inject from the cache, or say it missed.
+    pub(crate) fn inject_cached(&self, devid: u32, eventid: u32) -> bool {
+        match self.cache.lookup(devid, eventid) {
+            Some(intid) => self.kvm.inject_intid(intid),
+            None => false,
+        }
+    }
+
+    /// An MSI: the cache first, then the tables. `Ok(false)` when the
+    /// guest's tables do not map it.
+    pub(crate) fn inject(&self, devid: u32, eventid: u32) -> Result<bool, Errno> {
+        if self.inject_cached(devid, eventid) {
+            return Ok(true);
+        }
+        let mut env = self.env();
+        self.model.lock().inject(&mut env, devid, eventid)
+    }
+
+    /// Forget every cached translation.
+    pub(crate) fn invalidate_cache(&self) {
+        self.cache.invalidate();
+    }
+
+    /// The VMM placed the frame at `base`.
+    pub(crate) fn set_base(&self, base: u64) {
+        self.base.store(base, Ordering::Relaxed);
+    }
+}

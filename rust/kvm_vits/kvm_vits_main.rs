@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KVM vITS backend: the GICv3 Interrupt Translation Service a KVM guest
+//! programs, emulated in Rust.
+//!
+//! Loaded, the module registers as KVM's ITS backend (the interface the
+//! kernel patches in `patches/` add): every VM that creates its first ITS
+//! device afterwards gets its ITSes from here, with the built-in ITS's
+//! register file, commands, tables and save/restore ABI, so VMMs and the KVM
+//! selftests use it unchanged. Each such device pins the module; unloading
+//! waits until those VMs are gone.
+//!
+//! Layout: the ITS logic is pure Rust shared with the host tests
+//! (`env.rs` the interface, `cmd.rs` command decoding, `table.rs` table
+//! formats, `model.rs` the ITS state machine, `cache.rs` the MSI translation
+//! cache); `its.rs` runs it over KVM; `ffi.rs` and `shim.c` are the only
+//! places that touch C.
+
+use core::sync::atomic::Ordering::Relaxed;
+
+use kernel::{
+    debugfs::{
+        Dir,
+        File, //
+    },
+    prelude::*,
+};
+
+// The pure files are shared with the host tests, which also use their
+// encoders (commands, table entries) and constants the module does not.
+#[expect(unreachable_pub)]
+mod cache;
+#[expect(unreachable_pub, dead_code)]
+mod cmd;
+#[expect(unreachable_pub, dead_code)]
+mod env;
+mod ffi;
+mod its;
+#[expect(unreachable_pub, dead_code)]
+mod model;
+#[expect(unreachable_pub, dead_code)]
+mod table;
+
+module! {
+    type: KvmVits,
+    name: "kvm_vits",
+    authors: ["armsi developers"],
+    description: "KVM GICv3 ITS emulation backend in Rust",
+    license: "GPL",
+}
+
+/// The ITS backend registration; dropping it unregisters.
+struct Registration;
+
+impl Registration {
+    fn new() -> Result<Self> {
+        ffi::register().inspect_err(|e| {
+            pr_err!(
+                "cannot register as KVM's ITS backend (error {}): another backend holds the slot\n",
+                e.to_errno()
+            )
+        })?;
+        Ok(Registration)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        ffi::unregister();
+        pr_info!("unregistered: new VMs get KVM's built-in ITS\n");
+    }
+}
+
+#[pin_data]
+struct KvmVits {
+    /// Unregistered last, after the debugfs files are gone.
+    _reg: Registration,
+    /// Keeps the debugfs directory; dropping it removes the files.
+    _dir: Dir,
+    /// `its`: how many ITS devices are alive.
+    #[pin]
+    _its: File<()>,
+    /// `created`: how many were created since the module loaded.
+    #[pin]
+    _created: File<()>,
+    /// `state`: every ITS's registers, counters, cache and translations.
+    #[pin]
+    _state: File<()>,
+    /// `cache`: translation cache counters of the ITSes gone since load.
+    #[pin]
+    _cache: File<()>,
+}
+
+impl kernel::InPlaceModule for KvmVits {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        pin_init::pin_init_scope(move || {
+            // SAFETY: called once, before the backend is registered and so
+            // before any ITS exists.
+            unsafe { its::REGISTRY.init() };
+            let reg = Registration::new()?;
+            let dir = Dir::new(c"kvm_vits");
+            pr_info!("registered: ITS devices of new VMs are emulated by kvm_vits\n");
+            Ok(try_pin_init!(Self {
+                _its <- dir.read_callback_file(c"its", (), &|_, f| {
+                    writeln!(f, "{}", its::live_count())
+                }),
+                _created <- dir.read_callback_file(c"created", (), &|_, f| {
+                    writeln!(f, "{}", its::CREATED.load(Relaxed))
+                }),
+                _state <- dir.read_callback_file(c"state", (), &|_, f| its::show_state(f)),
+                _cache <- dir.read_callback_file(c"cache", (), &|_, f| {
+                    let [i, e, v] = &its::CACHE_TOTALS;
+                    writeln!(
+                        f,
+                        "inserts={} evictions={} invalidations={}",
+                        i.load(Relaxed),
+                        e.load(Relaxed),
+                        v.load(Relaxed)
+                    )
+                }),
+                _dir: dir,
+                _reg: reg,
+            }))
+        })
+    }
+}
