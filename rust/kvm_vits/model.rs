@@ -109,6 +109,10 @@ pub struct Collection {
     pub id: u16,
     /// Target vCPU id, or [`COLLECTION_NOT_MAPPED`].
     pub target: u32,
+    /// Creation order: the built-in ITS keeps collections in a list in the
+    /// order they were made and saves them in that order; so do we, for
+    /// byte-identical tables.
+    pub seq: u64,
 }
 
 /// The outcome of one ITS command.
@@ -393,6 +397,8 @@ pub struct Its<E: Env> {
     baser_coll_table: u64,
     abi_rev: u32,
     devices: E::Vec<Device<E>>,
+    /// The next [`Collection::seq`].
+    next_coll_seq: u64,
     collections: E::Vec<Collection>,
     stats: Stats,
 }
@@ -417,6 +423,7 @@ impl<E: Env> Its<E> {
                 | GITS_BASER_TYPE_COLLECTION << GITS_BASER_TYPE_SHIFT,
             abi_rev: 0,
             devices: E::Vec::new_empty(),
+            next_coll_seq: 0,
             collections: E::Vec::new_empty(),
             stats: Stats::default(),
         };
@@ -621,10 +628,16 @@ impl<E: Env> Its<E> {
     fn alloc_collection(&mut self, id: u16, target: u32) -> Result<(), Errno> {
         match self.collections.binary_search_by_key(&id, |c| c.id) {
             Ok(_) => Err(EEXIST),
-            Err(pos) => self
-                .collections
-                .try_insert(pos, Collection { id, target })
-                .map_err(|_| ENOMEM),
+            Err(pos) => {
+                let c = Collection {
+                    id,
+                    target,
+                    seq: self.next_coll_seq,
+                };
+                self.collections.try_insert(pos, c).map_err(|_| ENOMEM)?;
+                self.next_coll_seq += 1;
+                Ok(())
+            }
         }
     }
 
@@ -807,11 +820,16 @@ impl<E: Env> Its<E> {
                 if Self::check_id(env, self.baser_coll_table, icid as u32).is_none() {
                     return CmdResult::Its(E_ITS_MAPC_COLLECTION_OOR);
                 }
-                match self
-                    .collections
-                    .try_insert(pos, Collection { id: icid, target })
-                {
-                    Ok(()) => CmdResult::Ok,
+                let c = Collection {
+                    id: icid,
+                    target,
+                    seq: self.next_coll_seq,
+                };
+                match self.collections.try_insert(pos, c) {
+                    Ok(()) => {
+                        self.next_coll_seq += 1;
+                        CmdResult::Ok
+                    }
                     Err(_) => CmdResult::Errno(ENOMEM),
                 }
             }
@@ -1338,7 +1356,19 @@ impl<E: Env> Its<E> {
         let mut gpa = baser_addr(baser);
         let max_size = baser_table_size(baser);
         let mut filled = 0u64;
+        // In creation order, as the built-in ITS's list.
+        let mut order: E::Vec<(u64, u16)> = E::Vec::new_empty();
         for c in self.collections.iter() {
+            let pos = order.partition_point(|&(seq, _)| seq < c.seq);
+            order.try_insert(pos, (c.seq, c.id)).map_err(|_| ENOMEM)?;
+        }
+        for &(_, id) in order.iter() {
+            let Ok(i) = self.collections.binary_search_by_key(&id, |c| c.id) else {
+                continue;
+            };
+            let Some(c) = self.collections.get(i) else {
+                continue;
+            };
             let cte = Cte {
                 valid: true,
                 target: c.target,
