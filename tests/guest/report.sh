@@ -76,3 +76,28 @@ for t in default_aperture_reports_the_doorbell_until_teardown \
 		echo "  $t FAILED or skipped:"; grep -v '^#  \|^ok\|^1\.\.' /tmp/ap.out | sed 's/^/    /' | head -n 10
 	fi
 done
+
+echo
+echo "== kvm_vits: a nested KVM guest's ITS, emulated by kvm_vits =="
+dbg=/sys/kernel/debug/kvm_vits
+if [ ! -e /dev/kvm ] || [ ! -x /peer/kvm/vgic_lpi_stress ] || [ ! -d $dbg ]; then
+	echo "  skipped: needs /dev/kvm, the peer selftests and kvm_vits loaded"
+else
+	# The upstream selftest: its guest maps 2 devices x 4 events through the
+	# ITS command queue, the host injects with KVM_SIGNAL_MSI.
+	/peer/kvm/vgic_lpi_stress -v 2 -d 2 -e 4 -i 3000 > /tmp/lpi.out 2>&1 &
+	pid=$!
+	i=0
+	while [ $i -lt 200 ] && ! grep -q translation $dbg/state 2>/dev/null; do
+		sleep 0.1; i=$((i + 1))
+	done
+	echo "  vgic_lpi_stress (2 vCPUs, 2 devices x 4 events) running; $dbg/state:"
+	sed 's/^/    /' $dbg/state
+	if wait $pid; then
+		echo "  vgic_lpi_stress: $(grep Rate: /tmp/lpi.out) with kvm_vits"
+	else
+		echo "  vgic_lpi_stress FAILED:"; sed 's/^/    /' /tmp/lpi.out | tail -n 5
+	fi
+	echo "  ITS devices served since load: $(cat $dbg/created), alive now: $(cat $dbg/its)"
+	echo "  translation cache of the finished VMs: $(cat $dbg/cache)"
+fi
