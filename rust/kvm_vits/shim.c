@@ -8,6 +8,7 @@
  * Needs the KVM ITS backend interface (patches/ in the armsi tree).
  */
 
+#include <linux/hash.h>
 #include <linux/kvm_host.h>
 #include <linux/module.h>
 #include <linux/rculist.h>
@@ -38,6 +39,56 @@ struct kvits_dev {
 static const struct kvm_device_ops *kvits_core_ops;
 
 static const struct kvm_io_device_ops kvits_io_ops;
+
+/*
+ * The MSI paths' shortcut from a VM to its ITS, skipping the I/O bus lookup
+ * (an SRCU read section and a binary search per MSI). One slot per hash of
+ * the VM; a VM whose slot is taken by another VM, or that has more than one
+ * ITS, is not listed and takes the bus lookup. Readers take no lock: a slot
+ * names only live VMs (an entry is added once the ITS has a base address
+ * and removed when it is destroyed, before the VM is freed), and a reader
+ * only uses the entry of the VM it is injecting into, which cannot be
+ * destroyed meanwhile.
+ */
+#define KVITS_VM_HASH_BITS	6
+static struct kvits_vm_slot {
+	struct kvm *kvm;
+	struct kvits_dev *kd;	/* NULL: the VM has several ITSes */
+} kvits_vms[1 << KVITS_VM_HASH_BITS];
+static DEFINE_SPINLOCK(kvits_vms_lock);
+
+static void kvits_vm_add(struct kvm *kvm, struct kvits_dev *kd)
+{
+	struct kvits_vm_slot *slot = &kvits_vms[hash_ptr(kvm, KVITS_VM_HASH_BITS)];
+
+	guard(spinlock)(&kvits_vms_lock);
+	if (slot->kvm == kvm) {
+		WRITE_ONCE(slot->kd, NULL);
+	} else if (!slot->kvm) {
+		WRITE_ONCE(slot->kd, kd);
+		smp_store_release(&slot->kvm, kvm);
+	}
+}
+
+static void kvits_vm_remove(struct kvm *kvm)
+{
+	struct kvits_vm_slot *slot = &kvits_vms[hash_ptr(kvm, KVITS_VM_HASH_BITS)];
+
+	guard(spinlock)(&kvits_vms_lock);
+	if (slot->kvm == kvm) {
+		WRITE_ONCE(slot->kvm, NULL);
+		WRITE_ONCE(slot->kd, NULL);
+	}
+}
+
+static struct kvits_dev *kvits_vm_lookup(struct kvm *kvm)
+{
+	struct kvits_vm_slot *slot = &kvits_vms[hash_ptr(kvm, KVITS_VM_HASH_BITS)];
+
+	if (smp_load_acquire(&slot->kvm) != kvm)
+		return NULL;
+	return READ_ONCE(slot->kd);
+}
 
 #define KVITS_INITIAL_PROPBASER						\
 	(GIC_BASER_CACHEABILITY(GICR_PROPBASER, INNER, RaWb)		| \
@@ -286,6 +337,7 @@ static int kvits_set_base(struct kvm *kvm, struct kvits_dev *kd, u64 addr)
 		return ret;
 	}
 	kvits_rs_set_base(kd->its, addr);
+	kvits_vm_add(kvm, kd);
 	return 0;
 }
 
@@ -324,6 +376,7 @@ static void kvits_destroy(struct kvm_device *dev)
 {
 	struct kvits_dev *kd = dev->private;
 
+	kvits_vm_remove(dev->kvm);
 	kvits_rs_destroy(kd->its);
 	kfree(kd);
 	kfree(dev); /* allocated by kvm_ioctl_create_device(), freed by .destroy */
@@ -494,12 +547,17 @@ static const struct kvm_device_ops kvits_device_ops = {
 static struct kvits_dev *kvits_msi_to_its(struct kvm *kvm, struct kvm_msi *msi)
 {
 	struct kvm_io_device *iodev;
+	struct kvits_dev *kd;
 	u64 db;
 
 	if (!(msi->flags & KVM_MSI_VALID_DEVID))
 		return ERR_PTR(-EINVAL);
 
 	db = (u64)msi->address_hi << 32 | msi->address_lo;
+	kd = kvits_vm_lookup(kvm);
+	if (kd && db - kd->base < KVM_VGIC_V3_ITS_SIZE)
+		return kd;
+
 	guard(srcu)(&kvm->srcu);
 	iodev = kvm_io_bus_get_dev(kvm, KVM_MMIO_BUS, db);
 	if (!iodev || iodev->ops != &kvits_io_ops)
