@@ -51,19 +51,14 @@ impl<T> Vector<T> for KVec<T> {
     }
 
     fn try_insert(&mut self, index: usize, v: T) -> Result<(), NoMem> {
-        self.push(v, GFP_KERNEL_ACCOUNT).map_err(|_| NoMem)?;
-        if let Some(tail) = self.get_mut(index..) {
-            tail.rotate_right(1);
-        }
-        Ok(())
+        self.reserve(1, GFP_KERNEL_ACCOUNT).map_err(|_| NoMem)?;
+        // Room reserved; the trait's contract keeps `index <= len`.
+        self.insert_within_capacity(index, v).map_err(|_| NoMem)
     }
 
     fn remove_at(&mut self, index: usize) -> T {
-        if let Some(tail) = self.get_mut(index..) {
-            tail.rotate_left(1);
-        }
-        // The trait's contract (`index < len`) leaves an element to pop.
-        self.pop().expect("Vector::remove_at past the end")
+        // The trait's contract keeps `index < len`.
+        self.remove(index).expect("Vector::remove_at past the end")
     }
 }
 

@@ -682,11 +682,8 @@ impl<E: Env> Its<E> {
             Command::Clear {
                 device_id,
                 event_id,
-            } => match self.find_ite(device_id, event_id) {
-                Some((d, i)) => match self.ite_lpi(d, i) {
-                    Some(lpi) => errno(env.lpi_clear(lpi)),
-                    None => CmdResult::Its(E_ITS_CLEAR_UNMAPPED_INTERRUPT),
-                },
+            } => match self.lpi_of(device_id, event_id) {
+                Some(lpi) => errno(env.lpi_clear(lpi)),
                 None => CmdResult::Its(E_ITS_CLEAR_UNMAPPED_INTERRUPT),
             },
             Command::Int {
@@ -696,11 +693,8 @@ impl<E: Env> Its<E> {
             Command::Inv {
                 device_id,
                 event_id,
-            } => match self.find_ite(device_id, event_id) {
-                Some((d, i)) => match self.ite_lpi(d, i) {
-                    Some(lpi) => errno(env.lpi_inv(lpi)),
-                    None => CmdResult::Its(E_ITS_INV_UNMAPPED_INTERRUPT),
-                },
+            } => match self.lpi_of(device_id, event_id) {
+                Some(lpi) => errno(env.lpi_inv(lpi)),
                 None => CmdResult::Its(E_ITS_INV_UNMAPPED_INTERRUPT),
             },
             Command::Invall { icid } => match self.mapped_collection(Some(icid)) {
@@ -746,6 +740,12 @@ impl<E: Env> Its<E> {
 
     fn ite_lpi(&self, d: usize, i: usize) -> Option<E::Lpi> {
         Some(self.devices.get(d)?.ites.get(i)?.lpi)
+    }
+
+    /// The LPI the ITE of (`device_id`, `event_id`) maps, if there is one.
+    fn lpi_of(&self, device_id: u32, event_id: u32) -> Option<E::Lpi> {
+        let (d, i) = self.find_ite(device_id, event_id)?;
+        self.ite_lpi(d, i)
     }
 
     /// MAPD (`vgic_its_cmd_handle_mapd()`).

@@ -247,13 +247,10 @@ void kvits_movall(struct kvm *kvm, u32 from, u32 to)
 bool kvits_inject_intid(struct kvm *kvm, u32 intid)
 {
 	struct vgic_irq *irq = vgic_get_irq(kvm, intid);
-	unsigned long flags;
 
 	if (!irq)
 		return false;
-	raw_spin_lock_irqsave(&irq->irq_lock, flags);
-	irq->pending_latch = true;
-	vgic_queue_irq_unlock(kvm, irq, flags);
+	kvits_lpi_trigger(kvm, irq);
 	vgic_put_irq(kvm, irq);
 	return true;
 }
