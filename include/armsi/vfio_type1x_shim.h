@@ -136,5 +136,7 @@ int t1x_group_doorbells(struct iommu_group *group, u64 *out, u32 max);
 int t1x_map(struct iommu_domain *domain, u64 iova, u64 paddr, u64 size, int prot);
 /* iommu_unmap(); returns the bytes unmapped. */
 u64 t1x_unmap(struct iommu_domain *domain, u64 iova, u64 size);
+/* cond_resched(), for the pin, unpin and replay loops. */
+void t1x_cond_resched(void);
 
 #endif

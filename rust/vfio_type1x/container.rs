@@ -4,9 +4,19 @@
 //! domains they are attached to, each with an MSI cookie at the IOMMU's
 //! software-MSI window so that ITS doorbells are mapped when vfio-pci sets
 //! up MSI/MSI-X vectors.
+//!
+//! Lifetime: a container is an [`Arc`]. VFIO holds one reference from `open`
+//! to `release`, the registry one, and every ioctl in flight one, so a
+//! container VFIO releases under a running ioctl stays allocated until that
+//! ioctl returns; `release` empties it (unmaps, unpins, frees the domains)
+//! under its mutex, after which calls that need a domain fail.
+//!
+//! Locks, in the order they nest: [`CONTAINERS`] (the registry), then a
+//! container's `inner` mutex, then what the IOMMU core and mm take inside
+//! (group mutexes, `mmap_lock` while pinning). `MAP_DMA` holds `inner`
+//! across pinning and mapping, as upstream's `iommu->lock`.
 
 use kernel::{
-    alloc::KVVec,
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
@@ -19,13 +29,14 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
-        Mutex,
+        Arc, Mutex,
     }, //
 };
 
 use crate::{
     aperture::{
         check_aperture,
+        check_attach,
         ApertureContext,
         ApertureRefusal, //
     },
@@ -38,7 +49,8 @@ use crate::{
         self,
         Domain,
         Group,
-        Mm, //
+        Mm,
+        PinnedPages, //
     },
     iova::{
         self,
@@ -46,6 +58,10 @@ use crate::{
         Ranges, //
     },
 };
+
+/// The reason msi_isolation gives when its `assert_isolated=` parameter, not
+/// the hardware, makes a device's MSIs isolated.
+const ASSERTED: &str = "reason=asserted-by-parameter";
 
 /// `T1X_RESV_SW_MSI`: the IOMMU's software-managed MSI window.
 const RESV_SW_MSI: u32 = 4;
@@ -64,6 +80,15 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// Containers served since the module loaded, for debugfs.
 pub(crate) static SERVED: Atomic<i64> = Atomic::new(0);
 
+/// Pages pinned and mapped at a time by `MAP_DMA` (upstream pins in batches
+/// of a page of `struct page` pointers too): the only per-call allocation,
+/// whatever the size of the mapping.
+const PIN_BATCH: u64 = 512;
+
+/// Contiguous runs unmapped from every domain with one `iommu_unmap` before
+/// they are unpinned.
+const UNPIN_BATCH: usize = 32;
+
 kernel::sync::global_lock! {
     // SAFETY: `init` is called in the module initialiser, before a container
     // can exist.
@@ -73,19 +98,17 @@ kernel::sync::global_lock! {
     };
 }
 
-/// The containers alive now, for debugfs.
-///
-/// # Invariants
-///
-/// Each address in `list` is that of a live, pinned [`Container`]: it is
-/// added once the container is pinned, and removed, under the lock, before
-/// the container is dropped.
+/// The containers alive now, for debugfs: each from `open` until `release`.
 pub(crate) struct Registry {
-    list: KVec<(u64, usize)>,
+    list: KVec<Arc<Container>>,
     next_id: u64,
 }
 
 /// A paging domain and the groups attached to it.
+///
+/// # Invariants
+///
+/// Every group in `groups` is attached to `domain`.
 struct DomainEntry {
     /// The domain. Declared first so that `Drop` can detach the groups
     /// before the field drops and frees it.
@@ -97,22 +120,22 @@ struct DomainEntry {
 impl Drop for DomainEntry {
     fn drop(&mut self) {
         for g in self.groups.iter() {
-            self.domain.detach(*g);
+            // SAFETY: `g` is attached to the domain (type invariant).
+            unsafe { self.domain.detach(*g) };
         }
     }
 }
 
 /// One `MAP_DMA` mapping: pinned user pages mapped at an IOVA range in
-/// every domain of the container.
+/// every domain of the container. As upstream, nothing is kept per page:
+/// the pages are recorded only in the domains' page tables, and unmapping
+/// walks the first domain to find what to unpin.
 struct Dma {
     /// The IOVA range.
     iova: Range,
     /// The device may read / write.
     read: bool,
     write: bool,
-    /// Runs of physically contiguous pinned pages: (first pfn, pages), in
-    /// IOVA order.
-    runs: KVVec<(u64, u64)>,
     /// The process whose locked memory the pages are charged to.
     mm: Mm,
 }
@@ -121,36 +144,15 @@ impl Dma {
     fn pages(&self) -> u64 {
         (self.iova.last - self.iova.start + 1) / PAGE
     }
-
-    /// Maps every run into `domain`; on failure unmaps what it mapped.
-    fn map_into(&self, domain: &Domain) -> Result {
-        let mut at = self.iova.start;
-        for &(pfn, n) in self.runs.iter() {
-            if let Err(e) = domain.map(at, pfn * PAGE, n * PAGE, self.read, self.write) {
-                if at > self.iova.start {
-                    domain.unmap(self.iova.start, at - self.iova.start);
-                }
-                return Err(e);
-            }
-            at += n * PAGE;
-        }
-        Ok(())
-    }
-
-    /// Unmaps the mapping from every domain, unpins and refunds the pages.
-    fn release(self, domains: &[DomainEntry]) {
-        let size = self.iova.last - self.iova.start + 1;
-        for d in domains {
-            d.domain.unmap(self.iova.start, size);
-        }
-        for &(pfn, n) in self.runs.iter() {
-            ffi::unpin(pfn, n, self.write);
-        }
-        self.mm.refund(self.pages());
-    }
 }
 
 /// The fields of [`Container`] protected by its mutex.
+///
+/// # Invariants
+///
+/// Every [`Dma`] in `dmas` is mapped in every domain of `domains`, to pages
+/// pinned once for it and charged to its `mm`; the first domain's page
+/// table is the record of those pins. `dmas` is empty when `domains` is.
 struct Inner {
     domains: KVec<DomainEntry>,
     /// The mappings, keyed by their *last* IOVA, so that the first entry at
@@ -167,22 +169,35 @@ struct Inner {
     aperture: Option<Range>,
 }
 
-/// Pins `npages` pages from `vaddr` and returns their contiguous runs.
-fn pin_runs(vaddr: u64, write: bool, npages: u64) -> Result<KVVec<(u64, u64)>> {
-    let n = usize::try_from(npages).map_err(|_| ENOMEM)?;
-    let mut pfns = KVVec::<u64>::with_capacity(n, GFP_KERNEL)?;
-    pfns.resize(n, 0, GFP_KERNEL)?;
-    ffi::pin(vaddr, write, &mut pfns)?;
-    let mut runs = KVVec::new();
-    for run in dma_args::contiguous_runs(&pfns) {
-        if let Err(e) = runs.push(run, GFP_KERNEL) {
-            for (pfn, n) in dma_args::contiguous_runs(&pfns) {
-                ffi::unpin(pfn, n, false);
-            }
-            return Err(e.into());
+/// The runs of physically contiguous pages `domain` maps in `r`, as
+/// `(iova, phys, bytes)`, in IOVA order; unmapped pages are skipped.
+fn mapped_runs(domain: &Domain, r: Range) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+    let mut next = Some(r.start);
+    core::iter::from_fn(move || loop {
+        let iova = next?;
+        if iova > r.last {
+            return None;
         }
-    }
-    Ok(runs)
+        next = iova.checked_add(PAGE);
+        let Some(pa) = domain.iova_to_phys(iova) else {
+            continue;
+        };
+        let mut len = PAGE;
+        // A run ends only where the physical addresses do (or at the end of
+        // `r`), never inside an IOMMU block mapping, which io-pgtable cannot
+        // unmap in part.
+        while let Some(at) = next.filter(|at| *at <= r.last) {
+            if domain.iova_to_phys(at) != Some(pa + len) {
+                break;
+            }
+            len += PAGE;
+            next = at.checked_add(PAGE);
+            if (len / PAGE) % PIN_BATCH == 0 {
+                ffi::cond_resched();
+            }
+        }
+        return Some((iova, pa, len));
+    })
 }
 
 impl Inner {
@@ -214,18 +229,160 @@ impl Inner {
     }
 
     /// Detaches `group` from domain `di` and frees the domain (and its MSI
-    /// cookie) when it was the last group.
+    /// cookie) when it was the last group. The last domain takes every
+    /// mapping with it, as upstream's last detach does.
     fn remove_group(&mut self, di: usize, group: Group) {
-        // PANIC: callers pass an index from `position()` or the last push.
-        let d = &mut self.domains[di];
+        let Some(d) = self.domains.get_mut(di) else {
+            return;
+        };
         if let Some(gi) = d.groups.iter().position(|g| *g == group) {
-            d.domain.detach(group);
+            // SAFETY: `group` is in `d.groups`, so attached to `d.domain`.
+            unsafe { d.domain.detach(group) };
             // `gi` is in bounds: it was just found.
             let _ = d.groups.remove(gi);
         }
         if d.groups.is_empty() {
+            if self.domains.len() == 1 {
+                self.release_all();
+            }
+            // INVARIANT: the other domains map every `Dma` too; with the
+            // last one, `release_all` emptied `dmas`.
             drop(self.domains.remove(di));
         }
+    }
+
+    /// Unmaps `r` from every domain and unpins the pages the first domain
+    /// mapped there (dirtying them if `dirty`), in batches.
+    ///
+    /// `r` must be all of one or more [`Dma`]s being removed from `dmas`, or
+    /// the part of a new mapping that `pin_map` mapped before it failed.
+    fn unmap_unpin(&self, r: Range, dirty: bool) {
+        let Some(first) = self.domains.first() else {
+            return;
+        };
+        let mut runs = [(0u64, 0u64); UNPIN_BATCH];
+        let mut it = mapped_runs(&first.domain, r).peekable();
+        while it.peek().is_some() {
+            let mut n = 0;
+            // The IOVA span of this batch: first and last byte.
+            let mut span = (0, 0);
+            for (i, (iova, pa, len)) in it.by_ref().take(UNPIN_BATCH).enumerate() {
+                if i == 0 {
+                    span.0 = iova;
+                }
+                // No overflow: the run ends within `r`.
+                span.1 = iova + (len - 1);
+                runs[i] = (pa / PAGE, len / PAGE);
+                n = i + 1;
+            }
+            for d in self.domains.iter() {
+                d.domain.unmap(span.0, span.1 - span.0 + 1);
+            }
+            for &(pfn, pages) in &runs[..n] {
+                // SAFETY: by the invariant of `Inner` (and `pin_map`'s use of
+                // this function) the first domain mapped these pages for a
+                // mapping that owns their pins; they are now unmapped from
+                // every domain, and unpinned here once.
+                unsafe { ffi::unpin(pfn, pages, dirty) };
+            }
+            ffi::cond_resched();
+        }
+    }
+
+    /// Unmaps, unpins and refunds one mapping taken out of `dmas`.
+    fn release_dma(&self, dma: Dma) {
+        self.unmap_unpin(dma.iova, dma.write);
+        dma.mm.refund(dma.pages());
+    }
+
+    /// Unmaps, unpins and refunds every mapping.
+    fn release_all(&mut self) {
+        while let Some(c) = self.dmas.cursor_front_mut() {
+            let (_, node) = c.remove_current();
+            let (_, dma) = node.to_key_value();
+            self.ndma -= 1;
+            self.release_dma(dma);
+        }
+    }
+
+    /// Maps every mapping of the container into `domain` as the first
+    /// domain maps it (upstream's replay); on failure the caller frees
+    /// `domain`, which drops what was replayed.
+    fn replay_into(&self, domain: &Domain) -> Result {
+        let Some(first) = self.domains.first() else {
+            return Ok(());
+        };
+        for (_, dma) in self.dmas.iter() {
+            for (iova, pa, len) in mapped_runs(&first.domain, dma.iova) {
+                // SAFETY: the pages are pinned for `dma` and stay so while
+                // any domain maps them: `release_dma` unmaps them from every
+                // domain before unpinning, and a failed replay frees
+                // `domain` before anything is unpinned.
+                unsafe { domain.map(iova, pa, len, dma.read, dma.write) }?;
+                ffi::cond_resched();
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps one pinned batch at `iova` in every domain; on failure unmaps
+    /// what it mapped of the batch and returns the error (dropping `pinned`
+    /// then unpins it).
+    fn map_pinned(&self, iova: u64, pinned: &PinnedPages, read: bool, write: bool) -> Result {
+        for (i, d) in self.domains.iter().enumerate() {
+            let mut at = iova;
+            for (pfn, n) in pinned.runs() {
+                // SAFETY: the pages are pinned by `pinned`; if mapping fails
+                // they are unmapped below before `pinned` unpins them, and
+                // otherwise `keep()` hands the pins to the mapping, whose
+                // removal unmaps before unpinning.
+                let r = unsafe { d.domain.map(at, pfn * PAGE, n * PAGE, read, write) };
+                if let Err(e) = r {
+                    if at > iova {
+                        d.domain.unmap(iova, at - iova);
+                    }
+                    for e in &self.domains[..i] {
+                        e.domain.unmap(iova, pinned.len() * PAGE);
+                    }
+                    return Err(e);
+                }
+                at += n * PAGE;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pins the pages of `req` in batches of [`PIN_BATCH`] and maps each
+    /// batch into every domain as it goes. All or nothing: on failure what
+    /// was mapped is unmapped and unpinned.
+    fn pin_map(&self, req: &MapRequest) -> Result {
+        let size = req.iova.last - req.iova.start + 1;
+        let mut done = 0;
+        let mut res = Ok(());
+        while done < size {
+            let n = ((size - done) / PAGE).min(PIN_BATCH);
+            // `check_map` made sure `vaddr + size` does not wrap.
+            res = ffi::pin(req.vaddr + done, req.write, n).and_then(|p| {
+                self.map_pinned(req.iova.start + done, &p, req.read, req.write)?;
+                p.keep();
+                Ok(())
+            });
+            if res.is_err() {
+                break;
+            }
+            done += n * PAGE;
+            ffi::cond_resched();
+        }
+        if res.is_err() && done > 0 {
+            self.unmap_unpin(
+                Range {
+                    start: req.iova.start,
+                    last: req.iova.start + done - 1,
+                },
+                req.write,
+            );
+        }
+        res
     }
 
     /// The smallest page size offered.
@@ -304,6 +461,39 @@ impl Inner {
     }
 }
 
+/// Moves `groups`, all attached to `from`, to `to`. All or nothing: on
+/// failure the groups moved so far go back to `from`.
+fn move_groups(groups: &[Group], from: &Domain, to: &Domain) -> Result {
+    for (i, g) in groups.iter().enumerate() {
+        // SAFETY: the caller passes groups attached to `from`; the first `i`
+        // moved to `to` and the loop stops at the first failure.
+        unsafe { from.detach(*g) };
+        if let Err(e) = to.attach(*g) {
+            let _ = from.attach(*g);
+            for g in groups.iter().take(i) {
+                // SAFETY: the first `i` groups were attached to `to` above.
+                unsafe { to.detach(*g) };
+                let _ = from.attach(*g);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// The errno of each aperture refusal.
+fn aperture_errno(why: ApertureRefusal) -> Error {
+    match why {
+        ApertureRefusal::Malformed | ApertureRefusal::Unaligned => EINVAL,
+        ApertureRefusal::Wraps => EOVERFLOW,
+        ApertureRefusal::DoorbellMapped => EBUSY,
+        ApertureRefusal::OutsideDomain => ERANGE,
+        ApertureRefusal::Reserved => EADDRINUSE,
+        ApertureRefusal::OverlapsDma => EEXIST,
+        ApertureRefusal::TooSmall => ENOSPC,
+    }
+}
+
 fn refusal(r: Refusal) -> Error {
     match r {
         Refusal::Invalid => EINVAL,
@@ -314,8 +504,8 @@ fn refusal(r: Refusal) -> Error {
 /// One container.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Container {
-    /// Its number in debugfs, set at registration.
-    id: Atomic<u64>,
+    /// Its number in debugfs.
+    id: u64,
     /// `VFIO_TYPE1v2_IOMMU` semantics (else `VFIO_TYPE1_IOMMU`).
     pub(crate) v2: bool,
     /// Groups and domains.
@@ -324,16 +514,19 @@ pub(crate) struct Container {
 }
 
 impl Container {
-    /// `open`: a container of IOMMU type `kind`.
-    pub(crate) fn new(kind: usize) -> Result<Pin<KBox<Container>>> {
+    /// `open`: a container of IOMMU type `kind`, listed in the registry.
+    pub(crate) fn new(kind: usize) -> Result<Arc<Container>> {
         let v2 = match kind {
             VFIO_TYPE1_IOMMU => false,
             VFIO_TYPE1V2_IOMMU => true,
             _ => return Err(EINVAL),
         };
-        let c = KBox::pin_init(
+        let mut reg = CONTAINERS.lock();
+        reg.list.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        let id = reg.next_id;
+        let c = Arc::pin_init(
             try_pin_init!(Container {
-                id: Atomic::new(0),
+                id,
                 v2,
                 inner <- new_mutex!(
                     Inner {
@@ -347,19 +540,27 @@ impl Container {
                     "Container::inner"
                 ),
             }),
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )?;
-        {
-            let mut reg = CONTAINERS.lock();
-            let id = reg.next_id;
-            let addr = core::ptr::from_ref::<Container>(&c) as usize;
-            // INVARIANT: `c` is pinned and alive; `PinnedDrop` removes it.
-            reg.list.push((id, addr), GFP_KERNEL)?;
-            reg.next_id += 1;
-            c.id.store(id, Relaxed);
-        }
+        // Room was reserved above.
+        reg.list
+            .push_within_capacity(c.clone())
+            .map_err(|_| ENOMEM)?;
+        reg.next_id += 1;
         SERVED.fetch_add(1, Relaxed);
         Ok(c)
+    }
+
+    /// `release`: VFIO is done with `this` (its last group detached).
+    /// Unmaps and unpins whatever is left and drops it from the registry; an
+    /// ioctl still running keeps the memory alive until it returns.
+    pub(crate) fn release(this: Arc<Container>) {
+        {
+            let mut inner = this.inner.lock();
+            inner.release_all();
+            inner.domains.clear();
+        }
+        CONTAINERS.lock().list.retain(|c| !Arc::ptr_eq(c, &this));
     }
 
     /// `attach_group`: checks the isolation policy, then attaches `group` to
@@ -384,6 +585,11 @@ impl Container {
             }
             pr_warn!(
                 "group {id}: MSIs not isolated, accepted because allow_unsafe_interrupts=1: {why}\n"
+            );
+        } else if why.contains(ASSERTED) {
+            // An administrator's override, not the hardware's word: say so.
+            pr_warn!(
+                "group {id}: MSIs declared isolated by msi_isolation's assert_isolated=, accepted on that assertion: {why}\n"
             );
         }
 
@@ -410,14 +616,42 @@ impl Container {
             );
             return Err(EINVAL);
         }
+        // The aperture must hold every group's doorbells, this one's too.
+        if let Some(ap) = inner.aperture {
+            let mut doorbells = group.doorbells()?;
+            for g in inner.domains.iter().flat_map(|d| d.groups.iter()) {
+                for db in g.doorbells()?.iter() {
+                    if !doorbells.contains(db) {
+                        doorbells.push(*db, GFP_KERNEL)?;
+                    }
+                }
+            }
+            let mut plain = KVec::with_capacity(reserved.len(), GFP_KERNEL)?;
+            for (r, _) in reserved.iter() {
+                plain.push(*r, GFP_KERNEL)?;
+            }
+            // CAST: a handful of MSI controllers.
+            check_attach(ap, inner.min_pgsize(), &plain, doorbells.len() as u64).map_err(
+                |why| {
+                    pr_err!(
+                        "group {id}: MSI aperture {:#x}..={:#x} cannot serve it: {}\n",
+                        ap.start,
+                        ap.last,
+                        why.why()
+                    );
+                    aperture_errno(why)
+                },
+            )?;
+        }
         // A domain already serving another group of the same IOMMU takes
         // this one too; the IOMMU core refuses an incompatible attach.
         let mut joined = None;
         for (i, d) in inner.domains.iter_mut().enumerate() {
             if d.domain.attach(group).is_ok() {
                 d.groups
-                    .push(group, GFP_KERNEL)
-                    .inspect_err(|_| d.domain.detach(group))?;
+                    .push(group, GFP_KERNEL_ACCOUNT)
+                    // SAFETY: `group` was attached to `d.domain` just above.
+                    .inspect_err(|_| unsafe { d.domain.detach(group) })?;
                 joined = Some(i);
                 break;
             }
@@ -426,7 +660,7 @@ impl Container {
             Some(i) => i,
             None => {
                 let entry = Self::new_domain(&inner, group, inner.aperture)?;
-                inner.domains.push(entry, GFP_KERNEL)?;
+                inner.domains.push(entry, GFP_KERNEL_ACCOUNT)?;
                 inner.domains.len() - 1
             }
         };
@@ -444,9 +678,9 @@ impl Container {
     fn new_domain(inner: &Inner, group: Group, msi: Option<Range>) -> Result<DomainEntry> {
         let domain = Self::prepared_domain(inner, group, msi)?;
         let mut groups = KVec::new();
-        groups.push(group, GFP_KERNEL)?;
+        groups.push(group, GFP_KERNEL_ACCOUNT)?;
         domain.attach(group)?;
-        // From here `DomainEntry::drop` detaches the group on error.
+        // INVARIANT: `group` is attached to `domain`.
         Ok(DomainEntry { domain, groups })
     }
 
@@ -488,11 +722,9 @@ impl Container {
         }
         // Replay the existing mappings before any device can use the domain;
         // on failure, freeing the domain drops whatever was replayed.
-        for (_, dma) in inner.dmas.iter() {
-            dma.map_into(&domain).inspect_err(|e| {
-                pr_err!("group {id}: cannot replay the container's mappings: {e:?}\n")
-            })?;
-        }
+        inner.replay_into(&domain).inspect_err(|e| {
+            pr_err!("group {id}: cannot replay the container's mappings: {e:?}\n")
+        })?;
         Ok(domain)
     }
 
@@ -532,15 +764,7 @@ impl Container {
         };
         let new = check_aperture(argsz, flags, iova, size, &cx).map_err(|why| {
             pr_err!("MSI aperture {iova:#x}+{size:#x} refused: {}\n", why.why());
-            match why {
-                ApertureRefusal::Malformed | ApertureRefusal::Unaligned => EINVAL,
-                ApertureRefusal::Wraps => EOVERFLOW,
-                ApertureRefusal::DoorbellMapped => EBUSY,
-                ApertureRefusal::OutsideDomain => ERANGE,
-                ApertureRefusal::Reserved => EADDRINUSE,
-                ApertureRefusal::OverlapsDma => EEXIST,
-                ApertureRefusal::TooSmall => ENOSPC,
-            }
+            aperture_errno(why)
         })?;
         drop(domains);
 
@@ -551,28 +775,34 @@ impl Container {
             let first = *d.groups.first().ok_or(EINVAL)?;
             fresh.push(Self::prepared_domain(&inner, first, Some(new))?, GFP_KERNEL)?;
         }
+        // Move every group; all or nothing.
+        let mut moved = 0;
+        let mut res = Ok(());
+        for (d, nd) in inner.domains.iter().zip(fresh.iter()) {
+            res = move_groups(&d.groups, &d.domain, nd);
+            if res.is_err() {
+                break;
+            }
+            moved += 1;
+        }
+        // vfio-pci maps a doorbell under the group's mutex, not ours: a
+        // vector set up while the groups moved got its doorbell in an old
+        // domain, with an old-aperture address. Then the old domains stay.
+        if res.is_ok() && !inner.doorbells()?.is_empty() {
+            res = Err(EBUSY);
+        }
+        if let Err(e) = res {
+            for (d, nd) in inner.domains.iter().zip(fresh.iter()).take(moved) {
+                if move_groups(&d.groups, nd, &d.domain).is_err() {
+                    pr_err!("MSI aperture: a group could not return to its domain\n");
+                }
+            }
+            pr_err!("MSI aperture {iova:#x}+{size:#x} refused: moving the groups failed ({e:?}); nothing changed\n");
+            return Err(e);
+        }
         for (d, nd) in inner.domains.iter_mut().zip(fresh.into_iter()) {
-            let mut moved = 0;
-            let mut res = Ok(());
-            for g in d.groups.iter() {
-                d.domain.detach(*g);
-                res = nd.attach(*g);
-                if res.is_err() {
-                    // Put this group back where it was.
-                    let _ = d.domain.attach(*g);
-                    break;
-                }
-                moved += 1;
-            }
-            if let Err(e) = res {
-                for g in d.groups.iter().take(moved) {
-                    nd.detach(*g);
-                    let _ = d.domain.attach(*g);
-                }
-                pr_err!("MSI aperture: moving a group to its new domain failed: {e:?}\n");
-                return Err(e);
-            }
-            // The old domain (and its cookie) is freed here.
+            // INVARIANT: `move_groups` attached every group to `nd`. The old
+            // domain (and its cookie) is freed here.
             d.domain = nd;
         }
         let old = inner.aperture.replace(new);
@@ -609,61 +839,33 @@ impl Container {
         }
     }
 
-    /// `VFIO_IOMMU_MAP_DMA` of an already parsed request.
+    /// `VFIO_IOMMU_MAP_DMA` of an already parsed request: checks, charges,
+    /// pins and maps with the container's mutex held throughout, as upstream
+    /// holds `iommu->lock`, so a concurrent detach or release waits for it.
     pub(crate) fn map(&self, argsz: u32, flags: u32, vaddr: u64, iova: u64, size: u64) -> Result {
-        let req = {
-            let inner = self.inner.lock();
-            let req = dma_args::check_map(argsz, flags, vaddr, iova, size, inner.min_pgsize())
-                .map_err(refusal)?;
-            inner.may_map(req.iova)?;
-            req
-        };
-        self.map_request(req)
-    }
-
-    /// Pins, charges and maps a request `may_map` accepted; the lock is
-    /// dropped meanwhile, so the checks are repeated before inserting.
-    fn map_request(&self, req: MapRequest) -> Result {
+        let mut inner = self.inner.lock();
+        let req = dma_args::check_map(argsz, flags, vaddr, iova, size, inner.min_pgsize())
+            .map_err(refusal)?;
+        if inner.domains.is_empty() {
+            // Released, or its last group detached: VFIO answers EINVAL too.
+            return Err(EINVAL);
+        }
+        inner.may_map(req.iova)?;
         let npages = (req.iova.last - req.iova.start + 1) / PAGE;
-        // Pin and charge without the lock: it can fault and sleep long.
         let mm = Mm::current()?;
+        let reservation = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
         mm.charge(npages)?;
-        let pinned = pin_runs(req.vaddr, req.write, npages);
-        let runs = match pinned {
-            Ok(runs) => runs,
-            Err(e) => {
-                mm.refund(npages);
-                return Err(e);
-            }
-        };
+        if let Err(e) = inner.pin_map(&req) {
+            mm.refund(npages);
+            return Err(e);
+        }
         let dma = Dma {
             iova: req.iova,
             read: req.read,
             write: req.write,
-            runs,
             mm,
         };
-        let reservation = match RBTreeNodeReservation::new(GFP_KERNEL) {
-            Ok(r) => r,
-            Err(e) => {
-                dma.release(&[]);
-                return Err(e.into());
-            }
-        };
-
-        let mut inner = self.inner.lock();
-        // Re-check under the lock: another thread may have mapped meanwhile.
-        if let Err(e) = inner.may_map(req.iova) {
-            drop(inner);
-            dma.release(&[]);
-            return Err(e);
-        }
-        for (i, d) in inner.domains.iter().enumerate() {
-            if let Err(e) = dma.map_into(&d.domain) {
-                dma.release(&inner.domains[..i]);
-                return Err(e);
-            }
-        }
+        // INVARIANT: `pin_map` mapped the pinned pages in every domain.
         inner.dmas.insert(reservation.into_node(req.iova.last, dma));
         inner.ndma += 1;
         Ok(())
@@ -693,7 +895,7 @@ impl Container {
             let (_, dma) = node.to_key_value();
             inner.ndma -= 1;
             unmapped += d.last - d.start + 1;
-            dma.release(&inner.domains);
+            inner.release_dma(dma);
         }
         Ok(unmapped)
     }
@@ -715,20 +917,11 @@ impl Container {
 #[pinned_drop]
 impl PinnedDrop for Container {
     fn drop(self: Pin<&mut Self>) {
-        {
-            let id = self.id.load(Relaxed);
-            let mut reg = CONTAINERS.lock();
-            // INVARIANT: removed before the container goes away.
-            reg.list.retain(|(i, _)| *i != id);
-        }
-        // Unmap, unpin and refund whatever the user left mapped.
+        // `release` emptied it; a container dropped without a release (an
+        // `open` whose caller failed) has nothing mapped either. Nothing to
+        // do but make sure.
         let mut inner = self.inner.lock();
-        while let Some(c) = inner.dmas.cursor_front_mut() {
-            let (_, node) = c.remove_current();
-            let (_, dma) = node.to_key_value();
-            inner.ndma -= 1;
-            dma.release(&inner.domains);
-        }
+        inner.release_all();
     }
 }
 
@@ -742,10 +935,8 @@ pub(crate) fn open_count() -> usize {
 /// aperture=<iova>+<size>|none doorbells=<iova>-><pa>[,...]|none`.
 pub(crate) fn show_apertures(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     let reg = CONTAINERS.lock();
-    for &(id, addr) in reg.list.iter() {
-        // SAFETY: by the registry's invariant `addr` is a live container,
-        // and it stays alive while we hold the registry lock.
-        let c = unsafe { &*(addr as *const Container) };
+    for c in reg.list.iter() {
+        let id = c.id;
         let inner = c.inner.lock();
         write!(
             f,

@@ -16,6 +16,7 @@ use kernel::{
         c_void, //
     },
     prelude::*,
+    sync::Arc,
     types::ForeignOwnable, //
 };
 
@@ -73,6 +74,14 @@ extern "C" {
     fn t1x_iova_to_phys(domain: *mut RawDomain, iova: u64) -> u64;
     fn t1x_group_doorbells(group: *mut RawGroup, out: *mut u64, max: u32) -> c_int;
     fn t1x_unmap(domain: *mut RawDomain, iova: u64, size: u64) -> u64;
+    fn t1x_cond_resched();
+}
+
+/// Lets other tasks run in a long loop (`cond_resched()`).
+pub(crate) fn cond_resched() {
+    // SAFETY: no precondition; called only from process context (ioctls and
+    // VFIO's ops), where sleeping is allowed.
+    unsafe { t1x_cond_resched() }
 }
 
 /// A reference to a process's memory (`mmgrab`), for unaccounting locked
@@ -119,19 +128,74 @@ impl Drop for Mm {
     }
 }
 
-/// Pins `pfns.len()` pages of the calling process from `vaddr` for
-/// long-term DMA and writes their page frame numbers; all or nothing.
-pub(crate) fn pin(vaddr: u64, write: bool, pfns: &mut [u64]) -> Result {
-    // CAST: a slice length fits in u64.
-    let n = pfns.len() as u64;
-    // SAFETY: `pfns` is writable for `n` entries; the shim pins from the
-    // calling process's mm, which is the ioctl caller's.
-    kernel::error::to_result(unsafe { t1x_pin(vaddr, n, c_int::from(write), pfns.as_mut_ptr()) })
+/// Pages of the calling process pinned for long-term DMA by [`pin`]: their
+/// page frame numbers, in address order. Dropping it unpins them; [`keep`]
+/// hands the pins over to a mapping instead.
+///
+/// # Invariants
+///
+/// Each pfn in `pfns` is a page pinned once by `t1x_pin` and not unpinned.
+///
+/// [`keep`]: PinnedPages::keep
+pub(crate) struct PinnedPages {
+    pfns: KVec<u64>,
 }
 
-/// Unpins `npages` contiguous pages from `pfn`, pinned by [`pin`].
-pub(crate) fn unpin(pfn: u64, npages: u64, dirty: bool) {
-    // SAFETY: the caller passes a run it pinned and has not unpinned.
+impl PinnedPages {
+    /// How many pages.
+    pub(crate) fn len(&self) -> u64 {
+        // CAST: a length fits in u64.
+        self.pfns.len() as u64
+    }
+
+    /// The runs of physically contiguous pages: `(first pfn, pages)`.
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        crate::dma_args::contiguous_runs(&self.pfns)
+    }
+
+    /// Keeps the pages pinned after `self` is gone: the caller has mapped
+    /// them into an IOMMU domain and becomes responsible for unpinning them
+    /// with [`unpin`] once they are unmapped.
+    pub(crate) fn keep(mut self) {
+        // INVARIANT: the pins now belong to the caller; nothing is listed.
+        self.pfns.clear();
+    }
+}
+
+impl Drop for PinnedPages {
+    fn drop(&mut self) {
+        for (pfn, n) in crate::dma_args::contiguous_runs(&self.pfns) {
+            // SAFETY: by the type invariant these pages are pinned and ours.
+            unsafe { t1x_unpin(pfn, n, 0) };
+        }
+    }
+}
+
+/// Pins `npages` pages of the calling process from `vaddr` for long-term
+/// DMA, writable if `write`; all or nothing.
+pub(crate) fn pin(vaddr: u64, write: bool, npages: u64) -> Result<PinnedPages> {
+    let n = usize::try_from(npages).map_err(|_| ENOMEM)?;
+    let mut pfns = KVec::with_capacity(n, GFP_KERNEL)?;
+    pfns.resize(n, 0, GFP_KERNEL)?;
+    // SAFETY: `pfns` is writable for `npages` entries; the shim pins from
+    // the calling process's mm, which is the ioctl caller's, and on failure
+    // leaves nothing pinned.
+    kernel::error::to_result(unsafe {
+        t1x_pin(vaddr, npages, c_int::from(write), pfns.as_mut_ptr())
+    })?;
+    // INVARIANT: the shim pinned every page it listed.
+    Ok(PinnedPages { pfns })
+}
+
+/// Unpins `npages` contiguous pages from `pfn`, dirtying them if `dirty`.
+///
+/// # Safety
+///
+/// The pages were pinned by [`pin`], their pins were handed over with
+/// [`PinnedPages::keep`], nothing maps them for DMA any more, and they are
+/// unpinned once.
+pub(crate) unsafe fn unpin(pfn: u64, npages: u64, dirty: bool) {
+    // SAFETY: per the function's contract.
     unsafe { t1x_unpin(pfn, npages, c_int::from(dirty)) }
 }
 
@@ -233,8 +297,8 @@ impl Group {
 /// The pointer came from `t1x_domain_alloc` and is freed only by `Drop`.
 pub(crate) struct Domain(NonNull<RawDomain>);
 
-// SAFETY: an iommu_domain may be used from any thread; the container's mutex
-// serialises our use of it.
+// SAFETY: an iommu_domain may be used from any thread; the IOMMU core and
+// io-pgtable serialise updates of its page tables.
 unsafe impl Send for Domain {}
 // SAFETY: as above.
 unsafe impl Sync for Domain {}
@@ -255,10 +319,16 @@ impl Domain {
         kernel::error::to_result(unsafe { t1x_domain_attach(self.0.as_ptr(), group.0.as_ptr()) })
     }
 
-    /// Detaches `group`, which must be attached.
-    pub(crate) fn detach(&self, group: Group) {
-        // SAFETY: both pointers are live (type invariants); the caller only
-        // detaches a group it attached.
+    /// Detaches `group`, which then uses its default domain again.
+    ///
+    /// # Safety
+    ///
+    /// `group` is attached to this domain. (Detaching it from a domain it
+    /// is not attached to would move it off another owner's domain, giving
+    /// its devices DMA through the kernel's default domain.)
+    pub(crate) unsafe fn detach(&self, group: Group) {
+        // SAFETY: both pointers are live (type invariants); the caller
+        // guarantees `group` is attached here.
         unsafe { t1x_domain_detach(self.0.as_ptr(), group.0.as_ptr()) }
     }
 
@@ -269,17 +339,34 @@ impl Domain {
         kernel::error::to_result(unsafe { t1x_domain_msi_cookie(self.0.as_ptr(), base) })
     }
 
-    /// Maps `size` bytes at `iova` to physical `paddr`.
-    pub(crate) fn map(&self, iova: u64, paddr: u64, size: u64, read: bool, write: bool) -> Result {
+    /// Maps `size` bytes at `iova` to physical `paddr`, for the devices of
+    /// the attached groups to read and/or write.
+    ///
+    /// # Safety
+    ///
+    /// `[paddr, paddr + size)` is memory the caller owns for DMA (pinned user
+    /// pages) and keeps, unfreed, until it has unmapped it again.
+    pub(crate) unsafe fn map(
+        &self,
+        iova: u64,
+        paddr: u64,
+        size: u64,
+        read: bool,
+        write: bool,
+    ) -> Result {
         let prot = c_int::from(read) | (c_int::from(write) << 1);
-        // SAFETY: the domain is live (type invariant); the container's
-        // mutex serialises changes to its mappings.
+        // SAFETY: the domain is live (type invariant) and the caller owns
+        // the memory. The IOMMU core serialises page-table updates; the
+        // container's mutex orders ours, and the MSI cookie maps doorbells
+        // only inside the aperture, which no mapping of ours overlaps.
         kernel::error::to_result(unsafe { t1x_map(self.0.as_ptr(), iova, paddr, size, prot) })
     }
 
-    /// Unmaps `size` bytes at `iova`; returns the bytes unmapped.
+    /// Unmaps `size` bytes at `iova` (and waits for the IOTLB); returns the
+    /// bytes unmapped.
     pub(crate) fn unmap(&self, iova: u64, size: u64) -> u64 {
-        // SAFETY: as for `map`.
+        // SAFETY: the domain is live (type invariant); unmapping takes
+        // access away and frees nothing the CPU uses.
         unsafe { t1x_unmap(self.0.as_ptr(), iova, size) }
     }
 
@@ -307,8 +394,6 @@ impl Drop for Domain {
     }
 }
 
-type ContainerBox = Pin<KBox<Container>>;
-
 /// `vfio_iommu_driver_ops.open`.
 ///
 /// # Safety
@@ -330,11 +415,12 @@ pub(crate) unsafe extern "C" fn t1x_rust_open(kind: c_ulong, data: *mut *mut c_v
 ///
 /// # Safety
 ///
-/// `data` came from `t1x_rust_open` and is not used again.
+/// `data` came from `t1x_rust_open` and is not passed to `release` again.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn t1x_rust_release(data: *mut c_void) {
-    // SAFETY: per the contract, `data` is ours and released once.
-    drop(unsafe { ContainerBox::from_foreign(data) });
+    // SAFETY: per the contract, `data` holds the reference `open` gave VFIO,
+    // which VFIO gives back here, once.
+    Container::release(unsafe { Arc::<Container>::from_foreign(data) });
 }
 
 /// `vfio_iommu_driver_ops.ioctl`; `data` is NULL before `open`
@@ -342,18 +428,20 @@ pub(crate) unsafe extern "C" fn t1x_rust_release(data: *mut c_void) {
 ///
 /// # Safety
 ///
-/// `data` is NULL or came from `t1x_rust_open` and is not yet released.
+/// `data` is NULL or came from `t1x_rust_open` and VFIO still holds it
+/// (VFIO reads it and calls us without a lock, so `release` may follow at
+/// any time: the reference taken first thing keeps the container alive).
 #[no_mangle]
 pub(crate) unsafe extern "C" fn t1x_rust_ioctl(
     data: *mut c_void,
     cmd: c_uint,
     arg: c_ulong,
 ) -> c_long {
-    let container = if data.is_null() {
+    let container: Option<Arc<Container>> = if data.is_null() {
         None
     } else {
-        // SAFETY: per the contract, `data` is a live container.
-        Some(unsafe { ContainerBox::borrow(data) })
+        // SAFETY: per the contract, `data` is a live container's reference.
+        Some(unsafe { Arc::<Container>::borrow(data) }.into())
     };
     crate::ioctl::dispatch(container.as_deref(), cmd, arg)
 }
@@ -370,8 +458,10 @@ pub(crate) unsafe extern "C" fn t1x_rust_attach_group(
     group: *mut RawGroup,
     emulated: c_int,
 ) -> c_int {
-    // SAFETY: per the contract, `data` is a live container.
-    let c = unsafe { ContainerBox::borrow(data) };
+    // SAFETY: per the contract, `data` is a live container; VFIO calls
+    // attach and detach with the container's group lock held for writing,
+    // as it does `release`, so it stays live meanwhile.
+    let c = unsafe { Arc::<Container>::borrow(data) };
     let Some(group) = NonNull::new(group) else {
         return EINVAL.to_errno();
     };
@@ -389,8 +479,8 @@ pub(crate) unsafe extern "C" fn t1x_rust_attach_group(
 /// `data` came from `t1x_rust_open`; `group` was attached to it.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn t1x_rust_detach_group(data: *mut c_void, group: *mut RawGroup) {
-    // SAFETY: per the contract, `data` is a live container.
-    let c = unsafe { ContainerBox::borrow(data) };
+    // SAFETY: as for `t1x_rust_attach_group`.
+    let c = unsafe { Arc::<Container>::borrow(data) };
     if let Some(group) = NonNull::new(group) {
         c.detach_group(Group(group));
     }

@@ -268,12 +268,18 @@ int t1x_map(struct iommu_domain *domain, u64 iova, u64 paddr, u64 size, int prot
 {
 	int iprot = ((prot & 1) ? IOMMU_READ : 0) | ((prot & 2) ? IOMMU_WRITE : 0);
 
-	return iommu_map(domain, iova, paddr, size, iprot | IOMMU_CACHE, GFP_KERNEL);
+	/* Page tables are charged to the caller's memcg, as upstream's. */
+	return iommu_map(domain, iova, paddr, size, iprot | IOMMU_CACHE, GFP_KERNEL_ACCOUNT);
 }
 
 u64 t1x_unmap(struct iommu_domain *domain, u64 iova, u64 size)
 {
 	return iommu_unmap(domain, iova, size);
+}
+
+void t1x_cond_resched(void)
+{
+	cond_resched();
 }
 
 u64 t1x_iova_to_phys(struct iommu_domain *domain, u64 iova)

@@ -67,6 +67,12 @@ impl Registration {
     fn new() -> Result<Self> {
         ffi::register()
             .inspect_err(|e| pr_err!("cannot register the VFIO IOMMU driver: {e:?}\n"))?;
+        pr_info!(
+            "registered VFIO IOMMU driver vfio-type1x (serve_type1={}, msi_base={:#x}, allow_unsafe_interrupts={})\n",
+            module_parameters::serve_type1.value(),
+            module_parameters::msi_base.value(),
+            module_parameters::allow_unsafe_interrupts.value()
+        );
         Ok(Registration)
     }
 }
@@ -79,7 +85,9 @@ impl Drop for Registration {
 
 #[pin_data]
 struct VfioType1x {
-    /// Unregistered last, after the debugfs files are gone.
+    /// The driver registration. Declared first, so dropped first: module
+    /// exit unregisters before the debugfs files go; module init registers
+    /// last, once everything else is in place.
     _reg: Registration,
     /// Keeps the debugfs directory; dropping it removes the files.
     _dir: Dir,
@@ -100,14 +108,7 @@ impl kernel::InPlaceModule for VfioType1x {
             // SAFETY: called once, before the driver is registered and so
             // before any container exists.
             unsafe { container::CONTAINERS.init() };
-            let reg = Registration::new()?;
             let dir = Dir::new(c"vfio_type1x");
-            pr_info!(
-                "registered VFIO IOMMU driver vfio-type1x (serve_type1={}, msi_base={:#x}, allow_unsafe_interrupts={})\n",
-                module_parameters::serve_type1.value(),
-                module_parameters::msi_base.value(),
-                module_parameters::allow_unsafe_interrupts.value()
-            );
             Ok(try_pin_init!(Self {
                 _containers <- dir.read_callback_file(c"containers", (), &|_, f| {
                     writeln!(f, "{}", container::open_count())
@@ -119,7 +120,8 @@ impl kernel::InPlaceModule for VfioType1x {
                     container::show_apertures(f)
                 }),
                 _dir: dir,
-                _reg: reg,
+                // Last: a container may be opened as soon as this returns.
+                _reg: Registration::new()?,
             }))
         })
     }

@@ -2,7 +2,9 @@
 
 //! VFIO_TYPE1X_SET_MSI_APERTURE validation: one refusal per cause.
 
-use armsi_logic::aperture::{check_aperture, ApertureContext, ApertureRefusal as Why};
+use armsi_logic::aperture::{
+    check_aperture, check_attach, ApertureContext, ApertureRefusal as Why,
+};
 use armsi_logic::iova::Range;
 
 fn r(start: u64, last: u64) -> Range {
@@ -105,4 +107,27 @@ fn each_cause_has_its_refusal() {
     ] {
         assert!(!w.why().is_empty());
     }
+}
+
+#[test]
+fn attach_checks_the_aperture_for_the_joining_group() {
+    let ap = r(0x800_0000, 0x800_1fff);
+    // Two doorbell pages fit a two-page aperture; a third would land past
+    // its end, in usable IOVA space.
+    assert_eq!(check_attach(ap, 0x1000, &[], 2), Ok(()));
+    assert_eq!(check_attach(ap, 0x1000, &[], 3), Err(Why::TooSmall));
+    // msi_base= off the page size.
+    assert_eq!(
+        check_attach(r(0x800_0800, 0x800_27ff), 0x1000, &[], 1),
+        Err(Why::Unaligned)
+    );
+    // A joining group reserves part of the aperture.
+    assert_eq!(
+        check_attach(ap, 0x1000, &[r(0x800_1000, 0x800_1fff)], 1),
+        Err(Why::Reserved)
+    );
+    assert_eq!(
+        check_attach(ap, 0x1000, &[r(0x800_2000, 0x800_2fff)], 1),
+        Ok(())
+    );
 }
