@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C side of kvm_vits: the KVM ITS backend registration, the device ops and
- * the MMIO frame (trampolines into Rust), and the few operations on KVM's
- * own structures (guest memory, vCPUs, struct vgic_irq) the Rust ITS model
- * needs. The ITS logic itself is in Rust; see ffi.rs for the other half.
+ * the MMIO frame (trampolines into Rust), and the calls the Rust ITS model
+ * makes into KVM (guest memory, vCPUs, LPIs), each through one of the
+ * backend helpers the KVM patches export. The ITS logic itself is in Rust;
+ * see ffi.rs for the other half.
  *
  * Needs the KVM ITS backend interface (patches/ in the armsi tree).
  */
@@ -20,10 +21,6 @@
 #include <kvm/arm_vgic.h>
 #include <kvm/iodev.h>
 
-#include <asm/kvm_mmu.h>
-
-#include "vgic.h"
-
 #include <armsi/kvm_vits_shim.h>
 #include <uapi/linux/kvm_vits.h>
 
@@ -31,8 +28,10 @@
 struct kvits_dev {
 	struct kvm_io_device iodev;
 	struct kvm_device *dev;
+	struct kvm *kvm;
 	void *its;
 	gpa_t base;
+	struct rcu_head rcu;
 };
 
 /* The core's ITS device ops, which every ITS device of our VMs carries. */
@@ -42,58 +41,53 @@ static const struct kvm_io_device_ops kvits_io_ops;
 
 /*
  * The MSI paths' shortcut from a VM to its ITS, skipping the I/O bus lookup
- * (an SRCU read section and a binary search per MSI). One slot per hash of
- * the VM; a VM whose slot is taken by another VM, or that has more than one
- * ITS, is not listed and takes the bus lookup. Readers take no lock: a slot
- * names only live VMs (an entry is added once the ITS has a base address
- * and removed when it is destroyed, before the VM is freed), and a reader
- * only uses the entry of the VM it is injecting into, which cannot be
- * destroyed meanwhile.
+ * (an SRCU read section and a binary search per MSI): one RCU-protected
+ * pointer per hash of the VM, naming an ITS whose frame is registered; the
+ * first such ITS of a VM that finds its slot free takes it. A reader uses
+ * the entry only if it is the VM's own and the doorbell is in its frame,
+ * else it takes the bus lookup. That ITS lives as long as its VM (it has a
+ * frame, so it got its file descriptor: KVM destroys it only with the VM),
+ * and the injecting caller holds the VM. Another VM's entry is only
+ * compared, under rcu_read_lock(); kvits_destroy() frees it after a grace
+ * period.
  */
 #define KVITS_VM_HASH_BITS	6
-static struct kvits_vm_slot {
-	struct kvm *kvm;
-	struct kvits_dev *kd;	/* NULL: the VM has several ITSes */
-} kvits_vms[1 << KVITS_VM_HASH_BITS];
+static struct kvits_dev __rcu *kvits_vms[1 << KVITS_VM_HASH_BITS];
 static DEFINE_SPINLOCK(kvits_vms_lock);
 
-static void kvits_vm_add(struct kvm *kvm, struct kvits_dev *kd)
+static struct kvits_dev __rcu **kvits_vm_slot(struct kvm *kvm)
 {
-	struct kvits_vm_slot *slot = &kvits_vms[hash_ptr(kvm, KVITS_VM_HASH_BITS)];
+	return &kvits_vms[hash_ptr(kvm, KVITS_VM_HASH_BITS)];
+}
+
+static void kvits_vm_add(struct kvits_dev *kd)
+{
+	struct kvits_dev __rcu **slot = kvits_vm_slot(kd->kvm);
 
 	guard(spinlock)(&kvits_vms_lock);
-	if (slot->kvm == kvm) {
-		WRITE_ONCE(slot->kd, NULL);
-	} else if (!slot->kvm) {
-		WRITE_ONCE(slot->kd, kd);
-		smp_store_release(&slot->kvm, kvm);
-	}
+	if (!rcu_access_pointer(*slot))
+		rcu_assign_pointer(*slot, kd);
 }
 
-static void kvits_vm_remove(struct kvm *kvm)
+static void kvits_vm_remove(struct kvits_dev *kd)
 {
-	struct kvits_vm_slot *slot = &kvits_vms[hash_ptr(kvm, KVITS_VM_HASH_BITS)];
+	struct kvits_dev __rcu **slot = kvits_vm_slot(kd->kvm);
 
 	guard(spinlock)(&kvits_vms_lock);
-	if (slot->kvm == kvm) {
-		WRITE_ONCE(slot->kvm, NULL);
-		WRITE_ONCE(slot->kd, NULL);
-	}
+	if (rcu_access_pointer(*slot) == kd)
+		RCU_INIT_POINTER(*slot, NULL);
 }
 
-static struct kvits_dev *kvits_vm_lookup(struct kvm *kvm)
+static struct kvits_dev *kvits_vm_lookup(struct kvm *kvm, u64 db)
 {
-	struct kvits_vm_slot *slot = &kvits_vms[hash_ptr(kvm, KVITS_VM_HASH_BITS)];
+	struct kvits_dev *kd;
 
-	if (smp_load_acquire(&slot->kvm) != kvm)
-		return NULL;
-	return READ_ONCE(slot->kd);
+	guard(rcu)();
+	kd = rcu_dereference(*kvits_vm_slot(kvm));
+	if (kd && kd->kvm == kvm && db - kd->base < KVM_VGIC_V3_ITS_SIZE)
+		return kd;
+	return NULL;
 }
-
-#define KVITS_INITIAL_PROPBASER						\
-	(GIC_BASER_CACHEABILITY(GICR_PROPBASER, INNER, RaWb)		| \
-	 GIC_BASER_CACHEABILITY(GICR_PROPBASER, OUTER, SameAsInner)	| \
-	 GIC_BASER_SHAREABILITY(GICR_PROPBASER, InnerShareable))
 
 static struct kvm_vcpu *kvits_vcpu(struct kvm *kvm, s64 id)
 {
@@ -106,18 +100,17 @@ static struct kvm_vcpu *kvits_vcpu(struct kvm *kvm, s64 id)
 
 int kvits_read_guest(struct kvm *kvm, u64 gpa, void *buf, unsigned long len)
 {
-	return kvm_read_guest_lock(kvm, gpa, buf, len);
+	return kvm_vgic_its_read_guest(kvm, gpa, buf, len);
 }
 
 int kvits_write_guest(struct kvm *kvm, u64 gpa, const void *buf, unsigned long len)
 {
-	return vgic_write_guest_lock(kvm, gpa, buf, len);
+	return kvm_vgic_its_write_guest(kvm, gpa, buf, len);
 }
 
 bool kvits_is_visible(struct kvm *kvm, u64 gpa)
 {
-	guard(srcu)(&kvm->srcu);
-	return kvm_is_visible_gfn(kvm, gpa >> PAGE_SHIFT);
+	return kvm_vgic_its_gpa_visible(kvm, gpa);
 }
 
 bool kvits_vcpu_exists(struct kvm *kvm, u32 vcpu_id)
@@ -129,21 +122,19 @@ bool kvits_lpis_enabled(struct kvm *kvm, u32 vcpu_id)
 {
 	struct kvm_vcpu *vcpu = kvits_vcpu(kvm, vcpu_id);
 
-	return vcpu && vgic_lpis_enabled(vcpu);
+	return vcpu && kvm_vgic_lpis_enabled(vcpu);
 }
 
 u32 kvits_max_lpis(struct kvm *kvm)
 {
-	int nr_idbits = (READ_ONCE(kvm->arch.vgic.propbaser) & 0x1f) + 1;
-
-	return 1U << min(nr_idbits, INTERRUPT_ID_BITS_ITS);
+	return kvm_vgic_its_max_lpis(kvm);
 }
 
-/* --- LPIs --------------------------------------------------------------- */
+/* --- LPIs: counted references to the core's, through its helpers -------- */
 
 int kvits_lpi_add(struct kvm *kvm, u32 intid, s64 target, struct vgic_irq **out)
 {
-	struct vgic_irq *irq = vgic_add_lpi(kvm, intid, kvits_vcpu(kvm, target));
+	struct vgic_irq *irq = kvm_vgic_lpi_get(kvm, intid, kvits_vcpu(kvm, target));
 
 	if (IS_ERR(irq))
 		return PTR_ERR(irq);
@@ -151,64 +142,46 @@ int kvits_lpi_add(struct kvm *kvm, u32 intid, s64 target, struct vgic_irq **out)
 	return 0;
 }
 
-/* Mapping one LPI from two events is UNPREDICTABLE: the first ITE keeps it. */
 bool kvits_lpi_map(struct kvm *kvm, struct vgic_irq *irq, s64 target)
 {
-	struct kvm_vcpu *vcpu = kvits_vcpu(kvm, target);
-
-	scoped_guard(raw_spinlock_irqsave, &irq->irq_lock) {
-		if (!irq->mapped) {
-			irq->mapped = true;
-			irq->target_vcpu = vcpu;
-			return true;
-		}
-	}
-	vgic_put_irq(kvm, irq);
-	return false;
+	return kvm_vgic_lpi_claim(kvm, irq, kvits_vcpu(kvm, target));
 }
 
 void kvits_lpi_release(struct kvm *kvm, struct vgic_irq *irq)
 {
-	scoped_guard(raw_spinlock_irqsave, &irq->irq_lock)
-		irq->mapped = false;
-	vgic_put_irq(kvm, irq);
+	kvm_vgic_lpi_release(kvm, irq);
 }
 
 u32 kvits_lpi_intid(struct vgic_irq *irq)
 {
-	return irq->intid;
+	return kvm_vgic_lpi_intid(irq);
 }
 
 int kvits_lpi_set_target(struct kvm *kvm, struct vgic_irq *irq, s64 from, u32 to)
 {
 	struct kvm_vcpu *from_vcpu = kvits_vcpu(kvm, from);
 
-	guard(raw_spinlock_irqsave)(&irq->irq_lock);
-	if (from >= 0 && irq->target_vcpu != from_vcpu)
+	/* Only if it targets @from now: a vCPU that does not exist it cannot. */
+	if (from >= 0 && !from_vcpu)
 		return 0;
-	irq->target_vcpu = kvits_vcpu(kvm, to);
+	kvm_vgic_lpi_set_target(irq, from_vcpu, kvits_vcpu(kvm, to));
 	return 0;
 }
 
 int kvits_lpi_trigger(struct kvm *kvm, struct vgic_irq *irq)
 {
-	unsigned long flags;
-
-	raw_spin_lock_irqsave(&irq->irq_lock, flags);
-	irq->pending_latch = true;
-	vgic_queue_irq_unlock(kvm, irq, flags);
+	kvm_vgic_lpi_set_pending(kvm, irq);
 	return 0;
 }
 
 void kvits_lpi_clear(struct vgic_irq *irq)
 {
-	guard(raw_spinlock_irqsave)(&irq->irq_lock);
-	irq->pending_latch = false;
+	kvm_vgic_lpi_clear_pending(irq);
 }
 
 int kvits_lpi_inv(struct kvm *kvm, struct vgic_irq *irq)
 {
-	return vgic_its_inv_lpi(kvm, irq);
+	return kvm_vgic_lpi_inv(kvm, irq);
 }
 
 void kvits_invall(struct kvm *kvm, u32 vcpu_id)
@@ -216,43 +189,23 @@ void kvits_invall(struct kvm *kvm, u32 vcpu_id)
 	struct kvm_vcpu *vcpu = kvits_vcpu(kvm, vcpu_id);
 
 	if (vcpu)
-		vgic_its_invall(vcpu);
+		kvm_vgic_lpi_invall(vcpu);
 }
 
 /* MOVALL: every LPI of the VM targeting @from now targets @to. */
 void kvits_movall(struct kvm *kvm, u32 from, u32 to)
 {
-	struct kvm_vcpu *v1 = kvits_vcpu(kvm, from), *v2 = kvits_vcpu(kvm, to);
-	struct vgic_dist *dist = &kvm->arch.vgic;
-	struct vgic_irq *irq;
-	unsigned long intid;
-
-	xa_for_each(&dist->lpi_xa, intid, irq) {
-		irq = vgic_get_irq(kvm, intid);
-		if (!irq)
-			continue;
-		scoped_guard(raw_spinlock_irqsave, &irq->irq_lock) {
-			if (irq->target_vcpu == v1)
-				irq->target_vcpu = v2;
-		}
-		vgic_put_irq(kvm, irq);
-	}
+	kvm_vgic_lpi_movall(kvm, kvits_vcpu(kvm, from), kvits_vcpu(kvm, to));
 }
 
 /*
  * The MSI fast path, atomic context: make LPI @intid pending if it exists.
- * The translation cache holds INTIDs; the LPI table is RCU-protected and
- * refcounted, as for the built-in ITS's cache.
+ * The translation cache holds INTIDs; the core resolves them through its
+ * RCU-protected, refcounted LPI table, as for the built-in ITS's cache.
  */
 bool kvits_inject_intid(struct kvm *kvm, u32 intid)
 {
-	struct vgic_irq *irq = vgic_get_irq(kvm, intid);
-
-	if (!irq)
-		return false;
-	kvits_lpi_trigger(kvm, irq);
-	vgic_put_irq(kvm, irq);
-	return true;
+	return kvm_vgic_lpi_inject(kvm, intid);
 }
 
 /* --- the MMIO frame ----------------------------------------------------- */
@@ -317,24 +270,12 @@ static int kvits_set_base(struct kvm *kvm, struct kvits_dev *kd, u64 addr)
 {
 	int ret;
 
-	ret = vgic_check_iorange(kvm, kd->base, addr, SZ_64K, KVM_VGIC_V3_ITS_SIZE);
+	kvm_iodevice_init(&kd->iodev, &kvits_io_ops);
+	ret = kvm_vgic_its_register_frame(kvm, &kd->iodev, &kd->base, addr);
 	if (ret)
 		return ret;
-
-	guard(mutex)(&kvm->slots_lock);
-	if (!IS_VGIC_ADDR_UNDEF(kd->base))
-		return -EBUSY;
-
-	kvm_iodevice_init(&kd->iodev, &kvits_io_ops);
-	kd->base = addr;
-	ret = kvm_io_bus_register_dev(kvm, KVM_MMIO_BUS, addr, KVM_VGIC_V3_ITS_SIZE,
-				      &kd->iodev);
-	if (ret) {
-		kd->base = VGIC_ADDR_UNDEF;
-		return ret;
-	}
 	kvits_rs_set_base(kd->its, addr);
-	kvits_vm_add(kvm, kd);
+	kvits_vm_add(kd);
 	return 0;
 }
 
@@ -358,44 +299,39 @@ static int kvits_create(struct kvm_device *dev, u32 type)
 		return -ENOMEM;
 	}
 	kd->dev = dev;
-	kd->base = VGIC_ADDR_UNDEF;
-
-	scoped_guard(mutex, &kvm->arch.config_lock)
-		kvm->arch.vgic.propbaser = KVITS_INITIAL_PROPBASER;
+	kd->kvm = kvm;
+	kd->base = KVM_VGIC_ITS_NO_BASE;
 
 	WRITE_ONCE(kvits_core_ops, dev->ops);
 	dev->private = kd;
 	return 0;
 }
 
-/* Called when the VM dies, after its I/O buses are gone. */
+/*
+ * Called when the VM dies, after its I/O buses are gone; or while it lives,
+ * when KVM could not give a new device a file descriptor (then it has no
+ * frame, is in no slot, and KVM unlisted it after a grace period).
+ */
 static void kvits_destroy(struct kvm_device *dev)
 {
 	struct kvits_dev *kd = dev->private;
 
-	kvits_vm_remove(dev->kvm);
+	kvits_vm_remove(kd);
 	kvits_rs_destroy(kd->its);
-	kfree(kd);
+	/* A reader of another VM's slot may still be comparing kd->kvm. */
+	kfree_rcu(kd, rcu);
 	kfree(dev); /* allocated by kvm_ioctl_create_device(), freed by .destroy */
 }
 
 /* The built-in ITS's locking for attributes that change state. */
 static int kvits_lock_vm(struct kvm *kvm)
 {
-	mutex_lock(&kvm->lock);
-	if (kvm_trylock_all_vcpus(kvm)) {
-		mutex_unlock(&kvm->lock);
-		return -EBUSY;
-	}
-	mutex_lock(&kvm->arch.config_lock);
-	return 0;
+	return kvm_vgic_its_lock_vm(kvm);
 }
 
 static void kvits_unlock_vm(struct kvm *kvm)
 {
-	mutex_unlock(&kvm->arch.config_lock);
-	kvm_unlock_all_vcpus(kvm);
-	mutex_unlock(&kvm->lock);
+	kvm_vgic_its_unlock_vm(kvm);
 }
 
 static int kvits_reg_align(u64 offset)
@@ -415,7 +351,7 @@ static int kvits_regs_access(struct kvits_dev *kd, u64 offset, u64 *reg, bool wr
 	ret = kvits_lock_vm(kvm);
 	if (ret)
 		return ret;
-	if (IS_VGIC_ADDR_UNDEF(kd->base))
+	if (kd->base == KVM_VGIC_ITS_NO_BASE)
 		ret = -ENXIO;
 	else if (write)
 		ret = kvits_rs_reg_write(kd->its, offset, *reg);
@@ -447,7 +383,7 @@ static int kvits_translate(struct kvits_dev *kd, u64 attr, u64 __user *uaddr)
 	s64 vcpu;
 	int ret;
 
-	if (IS_VGIC_ADDR_UNDEF(kd->base))
+	if (kd->base == KVM_VGIC_ITS_NO_BASE)
 		return -ENXIO;
 	ret = kvits_rs_translate(kd->its, attr >> 32, (u32)attr, &t.intid, &t.icid,
 				 &vcpu);
@@ -551,15 +487,14 @@ static struct kvits_dev *kvits_msi_to_its(struct kvm *kvm, struct kvm_msi *msi)
 		return ERR_PTR(-EINVAL);
 
 	db = (u64)msi->address_hi << 32 | msi->address_lo;
-	kd = kvits_vm_lookup(kvm);
-	if (kd && db - kd->base < KVM_VGIC_V3_ITS_SIZE)
+	kd = kvits_vm_lookup(kvm, db);
+	if (kd)
 		return kd;
 
-	guard(srcu)(&kvm->srcu);
-	iodev = kvm_io_bus_get_dev(kvm, KVM_MMIO_BUS, db);
+	iodev = kvm_vgic_its_frame_at(kvm, db);
 	if (!iodev || iodev->ops != &kvits_io_ops)
 		return ERR_PTR(-EINVAL);
-	/* ITS devices live as long as the VM. */
+	/* An ITS with a frame lives as long as the VM (see kvits_vms). */
 	return container_of(iodev, struct kvits_dev, iodev);
 }
 
