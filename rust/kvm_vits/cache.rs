@@ -11,25 +11,31 @@
 //! the kernel resolves the INTID through the core's refcounted, RCU-freed LPI
 //! table, so the cache owns nothing and forgetting everything is a few
 //! stores. A reader racing an invalidation may still inject the translation
-//! being removed, the same window the built-in ITS's cache has.
+//! being removed, the same window the built-in ITS's cache has; but once
+//! [`TranslationCache::invalidate`] returns, no translation inserted before
+//! it started can hit any more, even if another invalidation that started
+//! earlier is still clearing (so a DISCARD or MOVI never completes with the
+//! old translation cached). An invalidation with nothing inserted since the
+//! last one costs two loads.
 //!
 //! Fixed size ([`SETS`] sets of [`WAYS`] ways, [`CAPACITY`] translations).
 //! A miss on a full set evicts only one time in [`EVICT_EVERY`], round-robin:
 //! a guest cycling through more events than the cache holds keeps most of
 //! the resident ones hitting (plain LRU or round-robin would miss on every
 //! access of such a cycle), every operation does bounded work, and a new
-//! working set still moves in, a little more slowly. Writers (insert, invalidate) may race each other;
-//! each slot store is atomic, so a lookup always sees a whole entry.
+//! working set still moves in, a little more slowly. Writers (insert,
+//! invalidate) may race each other; each slot store is atomic, so a lookup
+//! always sees a whole entry.
 //!
 //! Pure logic, free of kernel dependencies: the module includes this file and
 //! so does the host test crate (`tests/host`).
 
 use core::sync::atomic::{
-    AtomicBool, AtomicU64, AtomicU8,
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8,
     Ordering::{
-        AcqRel,
         Relaxed,
-        Release, //
+        Release,
+        SeqCst, //
     },
 };
 
@@ -64,7 +70,10 @@ pub struct CacheStats {
 pub struct TranslationCache {
     slots: [AtomicU64; CAPACITY],
     hands: [AtomicU8; SETS],
+    /// Set by every insert (after its slot store), taken by invalidations.
     dirty: AtomicBool,
+    /// Invalidations between taking `dirty` and the end of their clear.
+    clearing: AtomicU32,
     inserts: AtomicU64,
     evictions: AtomicU64,
     invalidations: AtomicU64,
@@ -97,6 +106,7 @@ impl TranslationCache {
             slots: [const { AtomicU64::new(0) }; CAPACITY],
             hands: [const { AtomicU8::new(0) }; SETS],
             dirty: AtomicBool::new(false),
+            clearing: AtomicU32::new(0),
             inserts: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
@@ -153,20 +163,56 @@ impl TranslationCache {
         };
         slot.store(new, Relaxed);
         self.inserts.fetch_add(1, Relaxed);
-        // After the slot: an invalidation that misses this flag has not
-        // started clearing yet, or clears the slot too.
-        self.dirty.store(true, Release);
+        // After the slot, and a read-modify-write: every write of `dirty` is
+        // one, so this release heads a sequence that every later value of the
+        // flag continues, and any invalidation that takes the flag after it
+        // (whichever insert's `true` it reads) synchronises with it and
+        // clears this slot store (see `invalidate`).
+        self.dirty.fetch_or(true, Release);
     }
 
-    /// Forget every translation.
+    /// Forget every translation: once this returns, no translation inserted
+    /// before it was called is returned by [`Self::lookup`] (unless inserted
+    /// again), even while another invalidation is still clearing.
     pub fn invalidate(&self) {
-        if !self.dirty.swap(false, AcqRel) {
+        // Why the fast path is enough. Let X be an insert that happens before
+        // this call; its `dirty` RMW (release) precedes our load L1 of the
+        // flag, so L1 reads X's `true` or a later value.
+        //
+        // If L1 reads `true` or L2 reads a nonzero `clearing`, we clear every
+        // slot ourselves below; our stores come after X's slot store in that
+        // slot's modification order (X happens before them), so X is gone
+        // unless an insert stores its key again.
+        //
+        // Otherwise L1 reads a `false` written after X by the `swap` W of some
+        // invalidation J. Every write of `dirty` is an RMW, so W (acquire)
+        // reads from X's release sequence: X's slot store happens before W and
+        // so before J's clearing stores, which therefore overwrite it. All of
+        // `clearing`'s accesses and L1, L2 and W are SeqCst, so they lie in one
+        // total order S: J's increment < W (program order), W < L1 (L1 reads
+        // W), L1 < L2 (program order). L2 reads 0, the net count of every
+        // increment and decrement before it in S (all RMWs); each decrement
+        // follows its own increment, so 0 means every invalidation that had
+        // incremented before L2 has also decremented before it, J included.
+        // L2 reads a value of J's decrement's release sequence (all RMWs), so
+        // J's decrement, after its clear loop, synchronises with L2: J's
+        // clearing stores happen before we return, and X cannot hit.
+        if !self.dirty.load(SeqCst) && self.clearing.load(SeqCst) == 0 {
             return;
         }
+        // Count ourselves in before taking the flag, so an invalidation that
+        // reads our `false` also sees us clearing (the argument above).
+        self.clearing.fetch_add(1, SeqCst);
+        let was_dirty = self.dirty.swap(false, SeqCst);
         for s in self.slots.iter() {
             s.store(0, Relaxed);
         }
-        self.invalidations.fetch_add(1, Relaxed);
+        // Release (SeqCst includes it): publishes the clearing stores to
+        // every fast path that reads this or a later count.
+        self.clearing.fetch_sub(1, SeqCst);
+        if was_dirty {
+            self.invalidations.fetch_add(1, Relaxed);
+        }
     }
 
     /// The counters, and how many translations are cached now.

@@ -36,17 +36,19 @@ pub const ENODEV: Errno = 19;
 /// No such entry.
 pub const ENOENT: Errno = 2;
 
-/// Allocation failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NoMem;
+/// Allocation failed; the element that was to be stored comes back, so a
+/// value that owns something (an ITE's [`Env::Lpi`]) can still be released.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NoMem<T>(pub T);
 
 /// The growable array the model keeps its sorted tables in: `KVec` in the
 /// kernel, `Vec` on the host.
 pub trait Vector<T>: core::ops::Deref<Target = [T]> + core::ops::DerefMut {
     /// An empty vector (no allocation).
     fn new_empty() -> Self;
-    /// Insert `v` at `index` (`index <= len`), shifting the tail right.
-    fn try_insert(&mut self, index: usize, v: T) -> Result<(), NoMem>;
+    /// Insert `v` at `index` (`index <= len`), shifting the tail right; on
+    /// allocation failure hand `v` back.
+    fn try_insert(&mut self, index: usize, v: T) -> Result<(), NoMem<T>>;
     /// Remove and return the element at `index` (`index < len`).
     fn remove_at(&mut self, index: usize) -> T;
 }
@@ -61,7 +63,12 @@ pub trait Env {
     /// A counted reference to a core LPI (`struct vgic_irq *`). The model
     /// owns every `Lpi` it got from [`Env::lpi_add`] until it hands it back
     /// with [`Env::lpi_release`] (or [`Env::lpi_map`] refused it).
-    type Lpi: Copy + PartialEq;
+    ///
+    /// Deliberately neither `Copy` nor `Clone`: the reference is moved, never
+    /// duplicated, so no copy can outlive the `lpi_release` that drops it.
+    /// Operations that only use the LPI borrow it; the two that end the
+    /// holder's ownership ([`Env::lpi_map`], [`Env::lpi_release`]) take it.
+    type Lpi;
 
     /// Read `buf.len()` bytes of guest memory at `gpa`
     /// (`kvm_read_guest_lock`).
@@ -84,24 +91,25 @@ pub trait Env {
     /// (`vgic_add_lpi`). Takes one reference.
     fn lpi_add(&mut self, intid: u32, target: Option<u32>) -> Result<Self::Lpi, Errno>;
     /// Claim `lpi` for one ITE (`vgic_its_map_lpi`): if no ITE maps it yet,
-    /// mark it mapped, target it at `target` and return true; otherwise drop
-    /// the reference `lpi_add` took and return false (mapping one LPI from
-    /// two events is UNPREDICTABLE, the first ITE keeps it).
-    fn lpi_map(&mut self, lpi: Self::Lpi, target: Option<u32>) -> bool;
+    /// mark it mapped, target it at `target` and give the reference back for
+    /// the ITE to own; otherwise drop the reference `lpi_add` took and return
+    /// `None` (mapping one LPI from two events is UNPREDICTABLE, the first
+    /// ITE keeps it).
+    fn lpi_map(&mut self, lpi: Self::Lpi, target: Option<u32>) -> Option<Self::Lpi>;
     /// An ITE goes away (`its_free_ite`): unmark the LPI and drop the
     /// reference.
     fn lpi_release(&mut self, lpi: Self::Lpi);
     /// The LPI's INTID.
-    fn lpi_intid(&self, lpi: Self::Lpi) -> u32;
+    fn lpi_intid(&self, lpi: &Self::Lpi) -> u32;
     /// Retarget the LPI at `to`; with `from` set, only if it targets `from`
     /// now (`update_affinity`).
-    fn lpi_set_target(&mut self, lpi: Self::Lpi, from: Option<u32>, to: u32) -> Result<(), Errno>;
+    fn lpi_set_target(&mut self, lpi: &Self::Lpi, from: Option<u32>, to: u32) -> Result<(), Errno>;
     /// Make the LPI pending and queue it to its vCPU (INT, an MSI).
-    fn lpi_trigger(&mut self, lpi: Self::Lpi) -> Result<(), Errno>;
+    fn lpi_trigger(&mut self, lpi: &Self::Lpi) -> Result<(), Errno>;
     /// Clear the LPI's pending state (CLEAR).
-    fn lpi_clear(&mut self, lpi: Self::Lpi) -> Result<(), Errno>;
+    fn lpi_clear(&mut self, lpi: &Self::Lpi) -> Result<(), Errno>;
     /// Re-read the LPI's configuration byte (INV, `vgic_its_inv_lpi`).
-    fn lpi_inv(&mut self, lpi: Self::Lpi) -> Result<(), Errno>;
+    fn lpi_inv(&mut self, lpi: &Self::Lpi) -> Result<(), Errno>;
     /// Re-read the configuration of every LPI targeting `vcpu_id` (INVALL,
     /// `vgic_its_invall`).
     fn invall(&mut self, vcpu_id: u32);
@@ -112,5 +120,5 @@ pub trait Env {
     fn cache_invalidate(&mut self);
     /// Remember a translation the model just resolved (devid, eventid) ->
     /// `lpi`, for the MSI fast path. Best effort.
-    fn cache_insert(&mut self, devid: u32, eventid: u32, lpi: Self::Lpi);
+    fn cache_insert(&mut self, devid: u32, eventid: u32, lpi: &Self::Lpi);
 }

@@ -101,8 +101,11 @@ unsafe impl Sync for Kvm {}
 /// # Invariants
 ///
 /// Points to a live `struct vgic_irq` while its holder owns a reference;
-/// the model and the cache give every reference back (see `env.rs`).
-#[derive(Clone, Copy, PartialEq)]
+/// the model gives every reference back (see `env.rs`). Move-only (neither
+/// `Copy` nor `Clone`): each value is one counted reference, so no copy can
+/// be used after [`Kvm::lpi_release`] or a refusing [`Kvm::lpi_map`] has
+/// dropped it. Dropping an `Lpi` without either leaks the reference.
+#[derive(PartialEq)]
 pub(crate) struct Lpi(NonNull<RawIrq>);
 
 // SAFETY: a `vgic_irq` is refcounted and locked by its own `irq_lock`.
@@ -147,27 +150,32 @@ impl Kvm {
         NonNull::new(irq).map(Lpi).ok_or(crate::env::ENOMEM)
     }
 
-    pub(crate) fn lpi_map(self, lpi: Lpi, t: Option<u32>) -> bool {
-        // SAFETY: `self` is live; the caller hands over its reference to `lpi`.
-        unsafe { kvits_lpi_map(self.0.as_ptr(), lpi.0.as_ptr(), target(t)) }
+    /// Claim `lpi` for one ITE: `Some(lpi)` back when it was not mapped
+    /// yet, `None` when another ITE maps it (the shim dropped the reference).
+    pub(crate) fn lpi_map(self, lpi: Lpi, t: Option<u32>) -> Option<Lpi> {
+        // SAFETY: `self` is live and `lpi` is a counted reference we own; on
+        // false the shim drops that reference, and `lpi` is not returned.
+        let mapped = unsafe { kvits_lpi_map(self.0.as_ptr(), lpi.0.as_ptr(), target(t)) };
+        mapped.then_some(lpi)
     }
 
     pub(crate) fn lpi_release(self, lpi: Lpi) {
-        // SAFETY: `self` is live; the caller gives up its reference to `lpi`.
+        // SAFETY: `self` is live; `lpi` is consumed, so its reference, given
+        // up here, cannot be used again.
         unsafe { kvits_lpi_release(self.0.as_ptr(), lpi.0.as_ptr()) }
     }
 
-    pub(crate) fn lpi_set_target(self, lpi: Lpi, from: Option<u32>, to: u32) -> Result<(), Errno> {
+    pub(crate) fn lpi_set_target(self, lpi: &Lpi, from: Option<u32>, to: u32) -> Result<(), Errno> {
         // SAFETY: `self` is live and the caller holds a reference to `lpi`.
         errno(unsafe { kvits_lpi_set_target(self.0.as_ptr(), lpi.0.as_ptr(), target(from), to) })
     }
 
-    pub(crate) fn lpi_trigger(self, lpi: Lpi) -> Result<(), Errno> {
+    pub(crate) fn lpi_trigger(self, lpi: &Lpi) -> Result<(), Errno> {
         // SAFETY: `self` is live and the caller holds a reference to `lpi`.
         errno(unsafe { kvits_lpi_trigger(self.0.as_ptr(), lpi.0.as_ptr()) })
     }
 
-    pub(crate) fn lpi_inv(self, lpi: Lpi) -> Result<(), Errno> {
+    pub(crate) fn lpi_inv(self, lpi: &Lpi) -> Result<(), Errno> {
         // SAFETY: `self` is live and the caller holds a reference to `lpi`.
         errno(unsafe { kvits_lpi_inv(self.0.as_ptr(), lpi.0.as_ptr()) })
     }
@@ -191,12 +199,12 @@ impl Kvm {
 }
 
 impl Lpi {
-    pub(crate) fn intid(self) -> u32 {
+    pub(crate) fn intid(&self) -> u32 {
         // SAFETY: by the invariant the holder's reference keeps it live.
         unsafe { kvits_lpi_intid(self.0.as_ptr()) }
     }
 
-    pub(crate) fn clear(self) {
+    pub(crate) fn clear(&self) {
         // SAFETY: by the invariant the holder's reference keeps it live.
         unsafe { kvits_lpi_clear(self.0.as_ptr()) }
     }

@@ -15,7 +15,7 @@ use core::{
     },
 };
 
-use kernel::{new_mutex, prelude::*, sync::Mutex};
+use kernel::{alloc::kvec::InsertError, new_mutex, prelude::*, sync::Mutex};
 
 use crate::{
     cache::TranslationCache,
@@ -32,6 +32,8 @@ use crate::{
     },
     model::{
         self,
+        Collection,
+        IteInfo,
         Translation, //
     },
 };
@@ -50,10 +52,14 @@ impl<T> Vector<T> for KVec<T> {
         KVec::new()
     }
 
-    fn try_insert(&mut self, index: usize, v: T) -> Result<(), NoMem> {
-        self.reserve(1, GFP_KERNEL_ACCOUNT).map_err(|_| NoMem)?;
+    fn try_insert(&mut self, index: usize, v: T) -> Result<(), NoMem<T>> {
+        if self.reserve(1, GFP_KERNEL_ACCOUNT).is_err() {
+            return Err(NoMem(v));
+        }
         // Room reserved; the trait's contract keeps `index <= len`.
-        self.insert_within_capacity(index, v).map_err(|_| NoMem)
+        self.insert_within_capacity(index, v).map_err(|e| match e {
+            InsertError::IndexOutOfBounds(v) | InsertError::OutOfCapacity(v) => NoMem(v),
+        })
     }
 
     fn remove_at(&mut self, index: usize) -> T {
@@ -115,7 +121,7 @@ impl Env for KEnv {
         self.kvm.lpi_add(intid, target)
     }
 
-    fn lpi_map(&mut self, lpi: Lpi, target: Option<u32>) -> bool {
+    fn lpi_map(&mut self, lpi: Lpi, target: Option<u32>) -> Option<Lpi> {
         self.kvm.lpi_map(lpi, target)
     }
 
@@ -123,24 +129,24 @@ impl Env for KEnv {
         self.kvm.lpi_release(lpi)
     }
 
-    fn lpi_intid(&self, lpi: Lpi) -> u32 {
+    fn lpi_intid(&self, lpi: &Lpi) -> u32 {
         lpi.intid()
     }
 
-    fn lpi_set_target(&mut self, lpi: Lpi, from: Option<u32>, to: u32) -> Result<(), Errno> {
+    fn lpi_set_target(&mut self, lpi: &Lpi, from: Option<u32>, to: u32) -> Result<(), Errno> {
         self.kvm.lpi_set_target(lpi, from, to)
     }
 
-    fn lpi_trigger(&mut self, lpi: Lpi) -> Result<(), Errno> {
+    fn lpi_trigger(&mut self, lpi: &Lpi) -> Result<(), Errno> {
         self.kvm.lpi_trigger(lpi)
     }
 
-    fn lpi_clear(&mut self, lpi: Lpi) -> Result<(), Errno> {
+    fn lpi_clear(&mut self, lpi: &Lpi) -> Result<(), Errno> {
         lpi.clear();
         Ok(())
     }
 
-    fn lpi_inv(&mut self, lpi: Lpi) -> Result<(), Errno> {
+    fn lpi_inv(&mut self, lpi: &Lpi) -> Result<(), Errno> {
         self.kvm.lpi_inv(lpi)
     }
 
@@ -156,7 +162,7 @@ impl Env for KEnv {
         self.cache().invalidate();
     }
 
-    fn cache_insert(&mut self, devid: u32, eventid: u32, lpi: Lpi) {
+    fn cache_insert(&mut self, devid: u32, eventid: u32, lpi: &Lpi) {
         self.cache().insert(devid, eventid, lpi.intid());
     }
 }
@@ -174,6 +180,7 @@ kernel::sync::global_lock! {
     // is registered and so before an ITS can exist.
     pub(crate) unsafe(uninit) static REGISTRY: Mutex<Registry> = Registry {
         list: KVec::new(),
+        next_id: 0,
     };
 }
 
@@ -182,9 +189,35 @@ kernel::sync::global_lock! {
 /// # Invariants
 ///
 /// Each address in `list` is that of a live, pinned [`Its`]: added once the
-/// ITS is pinned, removed under the lock before it is dropped.
+/// ITS is pinned, removed under the lock before it is dropped. Each entry
+/// is (id, address), ids unique and increasing along the list (ITSes are
+/// appended with `next_id`, which only grows).
 pub(crate) struct Registry {
-    list: KVec<usize>,
+    list: KVec<(u64, usize)>,
+    next_id: u64,
+}
+
+impl Registry {
+    /// The entry of the first live ITS with an id above `after` (`None`:
+    /// the first one).
+    fn next_after(&self, after: Option<u64>) -> Option<(u64, &Its)> {
+        let i = match after {
+            None => 0,
+            Some(a) => self.list.partition_point(|&(id, _)| id <= a),
+        };
+        let &(id, addr) = self.list.get(i)?;
+        // SAFETY: by the invariant `addr` is a live ITS, and it stays alive
+        // while the lock behind `&self` is held.
+        Some((id, unsafe { &*(addr as *const Its) }))
+    }
+
+    /// The live ITS with id `id`, if it still exists.
+    fn by_id(&self, id: u64) -> Option<&Its> {
+        let i = self.list.binary_search_by_key(&id, |&(id, _)| id).ok()?;
+        let &(_, addr) = self.list.get(i)?;
+        // SAFETY: as in `next_after`.
+        Some(unsafe { &*(addr as *const Its) })
+    }
 }
 
 /// How many ITSes are alive.
@@ -192,17 +225,187 @@ pub(crate) fn live_count() -> usize {
     REGISTRY.lock().list.len()
 }
 
+/// How many collections or translations debugfs `state` copies out of an
+/// ITS per hold of its mutex (about 1 KiB of stack).
+const SHOW_CHUNK: usize = 32;
+
 /// debugfs `state`: per ITS, its registers, counters, cache and every
 /// translation (DeviceID, EventID) -> (LPI, collection, vCPU).
+///
+/// A reader must not stall the guests (the model mutex serialises their
+/// commands and MSI slow paths), however many translations there are: the
+/// locks (the registry's, then one ITS's model mutex) are held only to copy
+/// a bounded snapshot (the header lines, or [`SHOW_CHUNK`] collections or
+/// translations), never while formatting. Each chunk resumes after the last
+/// ICID or (DeviceID, EventID) shown, so the output stays sorted and
+/// without duplicates, but it is consistent only per chunk: counts in the
+/// header may disagree with the lines that follow if the guest changes the
+/// tables meanwhile, and an ITS destroyed midway is cut short.
 pub(crate) fn show_state(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    let reg = REGISTRY.lock();
-    for (n, &addr) in reg.list.iter().enumerate() {
-        // SAFETY: by the registry's invariant `addr` is a live ITS, and it
-        // stays alive while we hold the registry lock.
-        let its = unsafe { &*(addr as *const Its) };
-        its.show(n, f)?;
+    let mut after = None;
+    let mut n = 0usize;
+    loop {
+        let next = {
+            let reg = REGISTRY.lock();
+            let next = reg.next_after(after).map(|(id, its)| (id, its.header()));
+            next
+        };
+        let Some((id, header)) = next else {
+            return Ok(());
+        };
+        after = Some(id);
+        header.show(n, f)?;
+        show_collections(id, n, f)?;
+        show_translations(id, n, f)?;
+        n += 1;
     }
-    Ok(())
+}
+
+/// The collection lines of ITS `id`, in ICID order.
+fn show_collections(id: u64, n: usize, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    let mut from = 0u32;
+    loop {
+        let mut buf = [Collection {
+            id: 0,
+            target: 0,
+            seq: 0,
+        }; SHOW_CHUNK];
+        let copied = {
+            let reg = REGISTRY.lock();
+            let Some(its) = reg.by_id(id) else {
+                return Ok(());
+            };
+            let model = its.model.lock();
+            let colls = model.collections();
+            let start = colls.partition_point(|c| u32::from(c.id) < from);
+            let mut k = 0;
+            for (dst, src) in buf.iter_mut().zip(colls.get(start..).unwrap_or(&[])) {
+                *dst = *src;
+                k += 1;
+            }
+            k
+        };
+        for c in buf.iter().take(copied) {
+            if c.target == crate::table::COLLECTION_NOT_MAPPED {
+                writeln!(f, "its{n} collection icid={} vcpu=none", c.id)?;
+            } else {
+                writeln!(f, "its{n} collection icid={} vcpu={}", c.id, c.target)?;
+            }
+        }
+        match buf.get(..copied).and_then(|b| b.last()) {
+            Some(last) if copied == SHOW_CHUNK => from = u32::from(last.id) + 1,
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The translation lines of ITS `id`, in (DeviceID, EventID) order.
+fn show_translations(id: u64, n: usize, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    let mut after = None;
+    loop {
+        let mut buf = [IteInfo {
+            devid: 0,
+            eventid: 0,
+            intid: 0,
+            icid: None,
+            target: None,
+        }; SHOW_CHUNK];
+        let copied = {
+            let reg = REGISTRY.lock();
+            let Some(its) = reg.by_id(id) else {
+                return Ok(());
+            };
+            let env = its.env();
+            // A statement, so the model guard is dropped before `reg`.
+            let k = its.model.lock().ites_after(&env, after, &mut buf);
+            k
+        };
+        for e in buf.iter().take(copied) {
+            write!(
+                f,
+                "its{n} translation devid={} eventid={} intid={}",
+                e.devid, e.eventid, e.intid
+            )?;
+            match e.icid {
+                Some(i) => write!(f, " icid={i}")?,
+                None => write!(f, " icid=none")?,
+            }
+            match e.target {
+                Some(v) => writeln!(f, " vcpu={v}")?,
+                None => writeln!(f, " vcpu=none")?,
+            }
+        }
+        match buf.get(..copied).and_then(|b| b.last()) {
+            Some(last) if copied == SHOW_CHUNK => after = Some((last.devid, last.eventid)),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The header lines of one ITS's `state`, copied under its mutex.
+struct Header {
+    base: u64,
+    regs: model::Regs,
+    stats: model::Stats,
+    cache: crate::cache::CacheStats,
+    devices: usize,
+    collections: usize,
+}
+
+impl Header {
+    fn show(&self, n: usize, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let r = &self.regs;
+        if self.base == u64::MAX {
+            write!(f, "its{n} base=none")?;
+        } else {
+            write!(f, "its{n} base={:#x}", self.base)?;
+        }
+        writeln!(
+            f,
+            " enabled={} cbaser={:#x} creadr={:#x} cwriter={:#x} baser0={:#x} baser1={:#x} abi={}",
+            u8::from(r.enabled),
+            r.cbaser,
+            r.creadr,
+            r.cwriter,
+            r.baser_device_table,
+            r.baser_coll_table,
+            r.abi_rev
+        )?;
+        let s = &self.stats;
+        write!(f, "its{n} commands")?;
+        for (name, i) in [
+            ("movi", 0x01),
+            ("int", 0x03),
+            ("clear", 0x04),
+            ("sync", 0x05),
+            ("mapd", 0x08),
+            ("mapc", 0x09),
+            ("mapti", 0x0a),
+            ("mapi", 0x0b),
+            ("inv", 0x0c),
+            ("invall", 0x0d),
+            ("movall", 0x0e),
+            ("discard", 0x0f),
+        ] {
+            write!(f, " {name}={}", s.commands.get(i).copied().unwrap_or(0))?;
+        }
+        writeln!(
+            f,
+            " unknown={} its_errors={} errno_errors={}",
+            s.unknown, s.its_errors, s.errno_errors
+        )?;
+        let c = &self.cache;
+        writeln!(
+            f,
+            "its{n} cache cached={} inserts={} evictions={} invalidations={}",
+            c.len, c.inserts, c.evictions, c.invalidations
+        )?;
+        writeln!(
+            f,
+            "its{n} devices={} collections={}",
+            self.devices, self.collections
+        )
+    }
 }
 
 /// One emulated ITS.
@@ -244,8 +447,13 @@ impl Its {
     /// List the pinned ITS for debugfs.
     pub(crate) fn register(self: Pin<&Self>) -> Result {
         let addr = &*self as *const Its as usize;
+        let mut reg = REGISTRY.lock();
+        let id = reg.next_id;
         // INVARIANT: `self` is pinned; `destroy` removes it before dropping.
-        REGISTRY.lock().list.push(addr, GFP_KERNEL)?;
+        // `id` is above every id in the list.
+        reg.list.push((id, addr), GFP_KERNEL)?;
+        reg.next_id += 1;
+        drop(reg);
         CREATED.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -255,7 +463,7 @@ impl Its {
         let addr = &*self as *const Its as usize;
         {
             let mut reg = REGISTRY.lock();
-            if let Some(i) = reg.list.iter().position(|&a| a == addr) {
+            if let Some(i) = reg.list.iter().position(|&(_, a)| a == addr) {
                 let _ = reg.list.remove(i);
             }
         }
@@ -270,91 +478,17 @@ impl Its {
         }
     }
 
-    fn show(&self, n: usize, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let env = self.env();
+    /// The header of debugfs `state`: a bounded copy under the mutex.
+    fn header(&self) -> Header {
         let model = self.model.lock();
-        let r = model.regs();
-        let base = self.base.load(Ordering::Relaxed);
-        if base == u64::MAX {
-            write!(f, "its{n} base=none")?;
-        } else {
-            write!(f, "its{n} base={base:#x}")?;
+        Header {
+            base: self.base.load(Ordering::Relaxed),
+            regs: model.regs(),
+            stats: model.stats(),
+            cache: self.cache.stats(),
+            devices: model.devices().len(),
+            collections: model.collections().len(),
         }
-        writeln!(
-            f,
-            " enabled={} cbaser={:#x} creadr={:#x} cwriter={:#x} baser0={:#x} baser1={:#x} abi={}",
-            u8::from(r.enabled),
-            r.cbaser,
-            r.creadr,
-            r.cwriter,
-            r.baser_device_table,
-            r.baser_coll_table,
-            r.abi_rev
-        )?;
-        let s = model.stats();
-        write!(f, "its{n} commands")?;
-        for (name, i) in [
-            ("movi", 0x01),
-            ("int", 0x03),
-            ("clear", 0x04),
-            ("sync", 0x05),
-            ("mapd", 0x08),
-            ("mapc", 0x09),
-            ("mapti", 0x0a),
-            ("mapi", 0x0b),
-            ("inv", 0x0c),
-            ("invall", 0x0d),
-            ("movall", 0x0e),
-            ("discard", 0x0f),
-        ] {
-            write!(f, " {name}={}", s.commands.get(i).copied().unwrap_or(0))?;
-        }
-        writeln!(
-            f,
-            " unknown={} its_errors={} errno_errors={}",
-            s.unknown, s.its_errors, s.errno_errors
-        )?;
-        let c = self.cache.stats();
-        writeln!(
-            f,
-            "its{n} cache cached={} inserts={} evictions={} invalidations={}",
-            c.len, c.inserts, c.evictions, c.invalidations
-        )?;
-        writeln!(
-            f,
-            "its{n} devices={} collections={}",
-            model.devices().len(),
-            model.collections().len()
-        )?;
-        for c in model.collections() {
-            if c.target == crate::table::COLLECTION_NOT_MAPPED {
-                writeln!(f, "its{n} collection icid={} vcpu=none", c.id)?;
-            } else {
-                writeln!(f, "its{n} collection icid={} vcpu={}", c.id, c.target)?;
-            }
-        }
-        let mut res = Ok(());
-        model.for_each_ite(&env, |e| {
-            if res.is_err() {
-                return;
-            }
-            res = (|| {
-                write!(
-                    f,
-                    "its{n} translation devid={} eventid={} intid={}",
-                    e.devid, e.eventid, e.intid
-                )?;
-                match e.icid {
-                    Some(i) => write!(f, " icid={i}")?,
-                    None => write!(f, " icid=none")?,
-                }
-                match e.target {
-                    Some(v) => writeln!(f, " vcpu={v}"),
-                    None => writeln!(f, " vcpu=none"),
-                }
-            })();
-        });
-        res
     }
 
     /// A guest read of the frame.

@@ -60,6 +60,7 @@ impl Registration {
                 e.to_errno()
             )
         })?;
+        pr_info!("registered: ITS devices of new VMs are emulated by kvm_vits\n");
         Ok(Registration)
     }
 }
@@ -71,9 +72,17 @@ impl Drop for Registration {
     }
 }
 
+/// Init and exit order (review L2): the backend is registered as the last
+/// step of init, once everything else is in place, so no VM can pin the
+/// module while a later step can still fail (the loader frees a module whose
+/// init failed even if a VM holds a reference). On exit it is unregistered
+/// first, before the debugfs files go: fields drop in declaration order, so
+/// `_reg` stays the first field while the initialiser in `init` sets it
+/// last.
 #[pin_data]
 struct KvmVits {
-    /// Unregistered last, after the debugfs files are gone.
+    /// Unregistered first on exit (declared first, so dropped first),
+    /// before the debugfs files go; registered last in init.
     _reg: Registration,
     /// Keeps the debugfs directory; dropping it removes the files.
     _dir: Dir,
@@ -94,12 +103,13 @@ struct KvmVits {
 impl kernel::InPlaceModule for KvmVits {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
-            // SAFETY: called once, before the backend is registered and so
-            // before any ITS exists.
+            // SAFETY: called once, before the backend is registered (the
+            // last step of the initialiser below) and so before any ITS
+            // exists.
             unsafe { its::REGISTRY.init() };
-            let reg = Registration::new()?;
             let dir = Dir::new(c"kvm_vits");
-            pr_info!("registered: ITS devices of new VMs are emulated by kvm_vits\n");
+            // The fields are initialised in the order written here, and
+            // those done are dropped again if a later one fails.
             Ok(try_pin_init!(Self {
                 _its <- dir.read_callback_file(c"its", (), &|_, f| {
                     writeln!(f, "{}", its::live_count())
@@ -119,7 +129,8 @@ impl kernel::InPlaceModule for KvmVits {
                     )
                 }),
                 _dir: dir,
-                _reg: reg,
+                // Last: once registered, nothing can fail any more.
+                _reg: Registration::new()?,
             }))
         })
     }

@@ -12,7 +12,7 @@
 //! so does the host test crate (`tests/host`).
 
 use crate::cmd::*;
-use crate::env::{Env, Errno, Vector, EBUSY, EEXIST, EINVAL, ENODEV, ENOMEM, ENXIO};
+use crate::env::{Env, Errno, NoMem, Vector, EBUSY, EEXIST, EINVAL, ENODEV, ENOMEM, ENXIO};
 use crate::table::{
     self, baser_addr, baser_table_size, baser_valid, cbaser_addr, cmd_buffer_size, cmd_offset, Cte,
     Dte, Itte, ABI_0_ESZ, COLLECTION_NOT_MAPPED, GITS_BASER_ENTRY_SIZE_MASK,
@@ -79,8 +79,9 @@ pub const INITIAL_BASER_VALUE: u64 =
 
 const ITS_CMD_SIZE: u64 = 32;
 
-/// An interrupt translation entry (`struct its_ite`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// An interrupt translation entry (`struct its_ite`). Not `Clone`: it owns
+/// its LPI reference.
+#[derive(Debug, PartialEq)]
 pub struct Ite<L> {
     /// EventID.
     pub event_id: u32,
@@ -471,14 +472,48 @@ impl<E: Env> Its<E> {
     pub fn for_each_ite(&self, env: &E, mut f: impl FnMut(IteInfo)) {
         for dev in self.devices.iter() {
             for ite in dev.ites.iter() {
-                f(IteInfo {
-                    devid: dev.id,
-                    eventid: ite.event_id,
-                    intid: env.lpi_intid(ite.lpi),
-                    icid: ite.icid,
-                    target: self.mapped_collection(ite.icid).map(|c| c.target),
-                });
+                f(self.ite_info(env, dev, ite));
             }
+        }
+    }
+
+    /// Copy the first `out.len()` ITEs after (DeviceID, EventID) `after`
+    /// (`None`: from the first), in (DeviceID, EventID) order, into `out`;
+    /// returns how many were copied (fewer than `out.len()`: the last ones).
+    /// For walking every ITE in bounded steps, a lock hold each, resuming
+    /// after the last one seen even if the tables changed in between.
+    pub fn ites_after(&self, env: &E, after: Option<(u32, u32)>, out: &mut [IteInfo]) -> usize {
+        let first_dev = match after {
+            None => 0,
+            Some((devid, _)) => self.devices.partition_point(|d| d.id < devid),
+        };
+        let mut out = out.iter_mut();
+        let mut n = 0;
+        for dev in self.devices.get(first_dev..).unwrap_or(&[]) {
+            let first_ite = match after {
+                Some((devid, eventid)) if dev.id == devid => {
+                    dev.ites.partition_point(|i| i.event_id <= eventid)
+                }
+                _ => 0,
+            };
+            for ite in dev.ites.get(first_ite..).unwrap_or(&[]) {
+                let Some(slot) = out.next() else {
+                    return n;
+                };
+                *slot = self.ite_info(env, dev, ite);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn ite_info(&self, env: &E, dev: &Device<E>, ite: &Ite<E::Lpi>) -> IteInfo {
+        IteInfo {
+            devid: dev.id,
+            eventid: ite.event_id,
+            intid: env.lpi_intid(&ite.lpi),
+            icid: ite.icid,
+            target: self.mapped_collection(ite.icid).map(|c| c.target),
         }
     }
 
@@ -488,7 +523,7 @@ impl<E: Env> Its<E> {
         let (d, i) = self.find_ite(devid, eventid)?;
         let ite = self.devices.get(d)?.ites.get(i)?;
         Some(Translation {
-            intid: env.lpi_intid(ite.lpi),
+            intid: env.lpi_intid(&ite.lpi),
             icid: ite.icid,
             vcpu: self
                 .mapped_collection(ite.icid)
@@ -569,15 +604,41 @@ impl<E: Env> Its<E> {
 
     // ---- freeing -------------------------------------------------------
 
+    /// Give back the LPI reference of every ITE of `dev`, emptying it.
+    fn release_ites(env: &mut E, dev: &mut Device<E>) {
+        let mut ites = core::mem::replace(&mut dev.ites, E::Vec::new_empty());
+        // From the end, so each removal moves nothing.
+        while let Some(last) = ites.len().checked_sub(1) {
+            let ite = ites.remove_at(last);
+            env.lpi_release(ite.lpi);
+        }
+    }
+
+    /// Store a new ITE at `pos` of `dev`'s ITEs; if that fails, give its LPI
+    /// reference back.
+    fn insert_ite(
+        env: &mut E,
+        dev: Option<&mut Device<E>>,
+        pos: usize,
+        ite: Ite<E::Lpi>,
+    ) -> Result<(), Errno> {
+        let Some(dev) = dev else {
+            env.lpi_release(ite.lpi);
+            return Err(ENOMEM);
+        };
+        dev.ites.try_insert(pos, ite).map_err(|NoMem(ite)| {
+            env.lpi_release(ite.lpi);
+            ENOMEM
+        })
+    }
+
     /// `vgic_its_free_device()`.
     fn free_device(&mut self, env: &mut E, index: usize) {
         if index >= self.devices.len() {
             return;
         }
-        let dev = self.devices.remove_at(index);
-        for ite in dev.ites.iter() {
-            env.lpi_release(ite.lpi);
-        }
+        let mut dev = self.devices.remove_at(index);
+        Self::release_ites(env, &mut dev);
         env.cache_invalidate();
     }
 
@@ -586,11 +647,9 @@ impl<E: Env> Its<E> {
         if self.devices.is_empty() {
             return;
         }
-        let devices = core::mem::replace(&mut self.devices, E::Vec::new_empty());
-        for dev in devices.iter() {
-            for ite in dev.ites.iter() {
-                env.lpi_release(ite.lpi);
-            }
+        let mut devices = core::mem::replace(&mut self.devices, E::Vec::new_empty());
+        for dev in devices.iter_mut() {
+            Self::release_ites(env, dev);
         }
         env.cache_invalidate();
     }
@@ -738,12 +797,12 @@ impl<E: Env> Its<E> {
         res
     }
 
-    fn ite_lpi(&self, d: usize, i: usize) -> Option<E::Lpi> {
-        Some(self.devices.get(d)?.ites.get(i)?.lpi)
+    fn ite_lpi(&self, d: usize, i: usize) -> Option<&E::Lpi> {
+        Some(&self.devices.get(d)?.ites.get(i)?.lpi)
     }
 
     /// The LPI the ITE of (`device_id`, `event_id`) maps, if there is one.
-    fn lpi_of(&self, device_id: u32, event_id: u32) -> Option<E::Lpi> {
+    fn lpi_of(&self, device_id: u32, event_id: u32) -> Option<&E::Lpi> {
         let (d, i) = self.find_ite(device_id, event_id)?;
         self.ite_lpi(d, i)
     }
@@ -810,7 +869,7 @@ impl<E: Env> Its<E> {
                     for ite in dev.ites.iter() {
                         if ite.icid == Some(icid) {
                             // The C ignores update_affinity()'s result here.
-                            let _ = env.lpi_set_target(ite.lpi, None, target);
+                            let _ = env.lpi_set_target(&ite.lpi, None, target);
                         }
                     }
                 }
@@ -891,25 +950,17 @@ impl<E: Env> Its<E> {
 
         let res = match env.lpi_add(lpi_nr, vcpu) {
             Err(e) => Err(e),
-            Ok(lpi) => {
-                if !env.lpi_map(lpi, vcpu) {
-                    Err(EEXIST)
-                } else {
+            Ok(lpi) => match env.lpi_map(lpi, vcpu) {
+                None => Err(EEXIST),
+                Some(lpi) => {
                     let ite = Ite {
                         event_id,
                         icid: Some(coll_id as u16),
                         lpi,
                     };
-                    let r = match self.devices.get_mut(d) {
-                        Some(dev) => dev.ites.try_insert(pos, ite).map_err(|_| ENOMEM),
-                        None => Err(ENOMEM),
-                    };
-                    if r.is_err() {
-                        env.lpi_release(lpi);
-                    }
-                    r
+                    Self::insert_ite(env, self.devices.get_mut(d), pos, ite)
                 }
-            }
+            },
         };
         match res {
             Ok(()) => CmdResult::Ok,
@@ -942,7 +993,7 @@ impl<E: Env> Its<E> {
         let lpi = match self.devices.get_mut(d).and_then(|dev| dev.ites.get_mut(i)) {
             Some(ite) => {
                 ite.icid = Some(icid);
-                ite.lpi
+                &ite.lpi
             }
             None => return CmdResult::Its(E_ITS_MOVI_UNMAPPED_INTERRUPT),
         };
@@ -979,7 +1030,7 @@ impl<E: Env> Its<E> {
     }
 
     /// `vgic_its_resolve_lpi()`: caches the translation on success.
-    fn resolve_lpi(&mut self, env: &mut E, devid: u32, eventid: u32) -> Result<E::Lpi, CmdResult> {
+    fn resolve_lpi(&self, env: &mut E, devid: u32, eventid: u32) -> Result<&E::Lpi, CmdResult> {
         if !self.enabled {
             return Err(CmdResult::Errno(EBUSY));
         }
@@ -995,9 +1046,8 @@ impl<E: Env> Its<E> {
         if !env.lpis_enabled(vcpu) {
             return Err(CmdResult::Errno(EBUSY));
         }
-        let lpi = ite.lpi;
-        env.cache_insert(devid, eventid, lpi);
-        Ok(lpi)
+        env.cache_insert(devid, eventid, &ite.lpi);
+        Ok(&ite.lpi)
     }
 
     /// `vgic_its_trigger_msi()`.
@@ -1318,7 +1368,7 @@ impl<E: Env> Its<E> {
                             .unwrap_or(0);
                         Itte {
                             next,
-                            pintid: env.lpi_intid(ite.lpi),
+                            pintid: env.lpi_intid(&ite.lpi),
                             icid,
                         }
                         .encode()
@@ -1587,22 +1637,15 @@ impl<E: Env> Its<E> {
         };
         let lpi = env.lpi_add(ite.pintid, vcpu)?;
         // Drop an ITE whose LPI another ITE maps, as MAPTI does.
-        if !env.lpi_map(lpi, vcpu) {
+        let Some(lpi) = env.lpi_map(lpi, vcpu) else {
             return Ok(ite.next);
-        }
+        };
         let new = Ite {
             event_id,
             icid: Some(ite.icid),
             lpi,
         };
-        let r = match self.devices.get_mut(d) {
-            Some(dev) => dev.ites.try_insert(pos, new).map_err(|_| ENOMEM),
-            None => Err(ENOMEM),
-        };
-        if let Err(e) = r {
-            env.lpi_release(lpi);
-            return Err(e);
-        }
+        Self::insert_ite(env, self.devices.get_mut(d), pos, new)?;
         Ok(ite.next)
     }
 }

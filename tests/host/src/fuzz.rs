@@ -48,7 +48,7 @@ impl<T> Vector<T> for HVec<T> {
     fn new_empty() -> Self {
         HVec(Vec::new())
     }
-    fn try_insert(&mut self, index: usize, v: T) -> Result<(), NoMem> {
+    fn try_insert(&mut self, index: usize, v: T) -> Result<(), NoMem<T>> {
         let fail = ALLOC_FAIL.with(|c| match c.get() {
             Some(0) => {
                 c.set(None);
@@ -61,7 +61,7 @@ impl<T> Vector<T> for HVec<T> {
             None => false,
         });
         if fail {
-            return Err(NoMem);
+            return Err(NoMem(v));
         }
         assert!(index <= self.0.len());
         self.0.insert(index, v);
@@ -69,6 +69,51 @@ impl<T> Vector<T> for HVec<T> {
     }
     fn remove_at(&mut self, index: usize) -> T {
         self.0.remove(index)
+    }
+}
+
+/// The mock's counted reference to an LPI: like the kernel's, neither `Copy`
+/// nor `Clone`, so the model can only move it or borrow it, and every
+/// reference it takes must come back through `lpi_map` or `lpi_release`
+/// (the fuzzer checks the counts).
+///
+/// Review L1: the model, generic over [`Env`], cannot duplicate an LPI
+/// reference, so a copy cannot outlive its `lpi_release`:
+///
+/// ```compile_fail,E0382
+/// fn dup<E: armsi_logic::env::Env>(lpi: E::Lpi) -> (E::Lpi, E::Lpi) {
+///     (lpi, lpi)
+/// }
+/// ```
+///
+/// ```compile_fail,E0599
+/// fn dup<E: armsi_logic::env::Env>(lpi: E::Lpi) -> (E::Lpi, E::Lpi) {
+///     (lpi.clone(), lpi)
+/// }
+/// ```
+///
+/// and neither can anything holding the mock's:
+///
+/// ```compile_fail,E0599
+/// fn dup(lpi: armsi_logic::fuzz::MockLpi) -> armsi_logic::fuzz::MockLpi {
+///     lpi.clone()
+/// }
+/// ```
+///
+/// (The same function with the reference moved once compiles:)
+///
+/// ```
+/// fn keep<E: armsi_logic::env::Env>(lpi: E::Lpi) -> E::Lpi {
+///     lpi
+/// }
+/// ```
+#[derive(Debug, PartialEq, Eq)]
+pub struct MockLpi(u32);
+
+impl MockLpi {
+    /// The INTID this reference names.
+    pub fn intid(&self) -> u32 {
+        self.0
     }
 }
 
@@ -221,7 +266,7 @@ impl MockEnv {
 
 impl Env for MockEnv {
     type Vec<T> = HVec<T>;
-    type Lpi = u32;
+    type Lpi = MockLpi;
 
     fn read_guest(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), Errno> {
         if !self.range_visible(gpa, buf.len()) {
@@ -257,7 +302,7 @@ impl Env for MockEnv {
         self.max_lpis
     }
 
-    fn lpi_add(&mut self, intid: u32, target: Option<u32>) -> Result<u32, Errno> {
+    fn lpi_add(&mut self, intid: u32, target: Option<u32>) -> Result<MockLpi, Errno> {
         if self.fail_lpi_add.contains(&intid) {
             return Err(EFAULT);
         }
@@ -267,35 +312,39 @@ impl Env for MockEnv {
         });
         l.refs += 1;
         l.config_reads += 1;
-        Ok(intid)
+        Ok(MockLpi(intid))
     }
 
-    fn lpi_map(&mut self, lpi: u32, target: Option<u32>) -> bool {
-        let l = self.lpis.get_mut(&lpi).expect("lpi_map of unknown LPI");
+    fn lpi_map(&mut self, lpi: MockLpi, target: Option<u32>) -> Option<MockLpi> {
+        let l = self.lpis.get_mut(&lpi.0).expect("lpi_map of unknown LPI");
         assert!(l.refs > 0);
         if !l.mapped {
             l.mapped = true;
             l.target = target;
-            true
+            Some(lpi)
         } else {
-            self.put(lpi);
-            false
+            self.put(lpi.0);
+            None
         }
     }
 
-    fn lpi_release(&mut self, lpi: u32) {
-        let l = self.lpis.get_mut(&lpi).expect("release of unknown LPI");
-        assert!(l.mapped, "release of unmapped LPI {lpi}");
+    fn lpi_release(&mut self, lpi: MockLpi) {
+        let MockLpi(intid) = lpi;
+        let l = self.lpis.get_mut(&intid).expect("release of unknown LPI");
+        assert!(l.mapped, "release of unmapped LPI {intid}");
         l.mapped = false;
-        self.put(lpi);
+        self.put(intid);
     }
 
-    fn lpi_intid(&self, lpi: u32) -> u32 {
-        lpi
+    fn lpi_intid(&self, lpi: &MockLpi) -> u32 {
+        lpi.0
     }
 
-    fn lpi_set_target(&mut self, lpi: u32, from: Option<u32>, to: u32) -> Result<(), Errno> {
-        let l = self.lpis.get_mut(&lpi).expect("set_target of unknown LPI");
+    fn lpi_set_target(&mut self, lpi: &MockLpi, from: Option<u32>, to: u32) -> Result<(), Errno> {
+        let l = self
+            .lpis
+            .get_mut(&lpi.0)
+            .expect("set_target of unknown LPI");
         if from.is_some() && l.target != from {
             return Ok(());
         }
@@ -303,21 +352,21 @@ impl Env for MockEnv {
         Ok(())
     }
 
-    fn lpi_trigger(&mut self, lpi: u32) -> Result<(), Errno> {
-        let l = self.lpis.get_mut(&lpi).ok_or(EINVAL)?;
+    fn lpi_trigger(&mut self, lpi: &MockLpi) -> Result<(), Errno> {
+        let l = self.lpis.get_mut(&lpi.0).ok_or(EINVAL)?;
         l.pending = true;
         l.triggers += 1;
         Ok(())
     }
 
-    fn lpi_clear(&mut self, lpi: u32) -> Result<(), Errno> {
-        let l = self.lpis.get_mut(&lpi).ok_or(EINVAL)?;
+    fn lpi_clear(&mut self, lpi: &MockLpi) -> Result<(), Errno> {
+        let l = self.lpis.get_mut(&lpi.0).ok_or(EINVAL)?;
         l.pending = false;
         Ok(())
     }
 
-    fn lpi_inv(&mut self, lpi: u32) -> Result<(), Errno> {
-        let l = self.lpis.get_mut(&lpi).ok_or(EINVAL)?;
+    fn lpi_inv(&mut self, lpi: &MockLpi) -> Result<(), Errno> {
+        let l = self.lpis.get_mut(&lpi.0).ok_or(EINVAL)?;
         l.config_reads += 1;
         Ok(())
     }
@@ -345,9 +394,9 @@ impl Env for MockEnv {
         self.cache.invalidate();
     }
 
-    fn cache_insert(&mut self, devid: u32, eventid: u32, lpi: u32) {
-        assert!(self.lpis.contains_key(&lpi), "caching unknown LPI");
-        self.cache.insert(devid, eventid, lpi);
+    fn cache_insert(&mut self, devid: u32, eventid: u32, lpi: &MockLpi) {
+        assert!(self.lpis.contains_key(&lpi.0), "caching unknown LPI");
+        self.cache.insert(devid, eventid, lpi.0);
     }
 }
 
@@ -380,12 +429,13 @@ pub fn check_invariants(its: &Its<MockEnv>, env: &MockEnv) -> Result<(), String>
         }
         for ite in d.ites.iter() {
             nr_ites += 1;
-            if !seen.insert(ite.lpi) {
-                return Err(format!("LPI {} mapped twice", ite.lpi));
+            let intid = ite.lpi.intid();
+            if !seen.insert(intid) {
+                return Err(format!("LPI {intid} mapped twice"));
             }
-            match env.lpis.get(&ite.lpi) {
+            match env.lpis.get(&intid) {
                 Some(l) if l.mapped && l.refs >= 1 => {}
-                other => return Err(format!("ITE LPI {} state {:?}", ite.lpi, other)),
+                other => return Err(format!("ITE LPI {intid} state {other:?}")),
             }
             if let Some(c) = ite.icid {
                 if colls.binary_search_by_key(&c, |x| x.id).is_err() {

@@ -146,3 +146,74 @@ fn geometry() {
     // One set is one 64-byte cache line of slots.
     assert_eq!(WAYS * 8, 64);
 }
+
+/// The set `cache.rs` hashes a key to (its Fibonacci hash). Only used to
+/// aim at late sets; a different hash makes the test weaker, not wrong.
+fn set_of(devid: u32, eventid: u32) -> usize {
+    let key = u64::from(devid) << 16 | u64::from(eventid);
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SET_BITS)) as usize
+}
+
+/// M2: every translation inserted before an `invalidate()` starts is gone
+/// once it returns, even while other invalidations overlap it (a DISCARD
+/// racing GICR EnableLPIs=0 or another command's invalidation). Each thread
+/// inserts its own keys, invalidates, and checks its keys no longer hit;
+/// the others do the same at once, so one thread's invalidation regularly
+/// finds the `dirty` flag already taken by another that is still clearing.
+#[test]
+fn invalidate_returns_only_once_earlier_inserts_are_gone() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+    use std::time::{Duration, Instant};
+
+    const THREADS: u32 = 4;
+    const KEYS: usize = 4;
+    const ROUNDS: u32 = 50_000;
+    let c = Arc::new(TranslationCache::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Arc::new(Barrier::new(THREADS as usize));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (c, stop, start) = (c.clone(), stop.clone(), start.clone());
+            std::thread::spawn(move || -> Option<String> {
+                // Keys of this thread only (device `t`), in the last sets,
+                // which an invalidation clears last: the widest window.
+                let keys: Vec<u32> = (0..=MAX_ID)
+                    .filter(|&e| set_of(t, e) >= SETS - 4)
+                    .take(KEYS)
+                    .collect();
+                assert_eq!(keys.len(), KEYS);
+                start.wait();
+                for round in 0..ROUNDS {
+                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                        return None;
+                    }
+                    for &e in &keys {
+                        c.insert(t, e, 8192 + e);
+                    }
+                    // The insert was some time ago (an earlier MSI), so
+                    // another invalidation may start in between.
+                    for _ in 0..round % 256 {
+                        std::hint::spin_loop();
+                    }
+                    c.invalidate();
+                    for &e in &keys {
+                        if let Some(i) = c.lookup(t, e) {
+                            stop.store(true, Ordering::Relaxed);
+                            return Some(format!(
+                                "thread {t} round {round}: ({t}, {e}) -> {i} hit after invalidate()"
+                            ));
+                        }
+                    }
+                }
+                None
+            })
+        })
+        .collect();
+    let failures: Vec<String> = threads
+        .into_iter()
+        .filter_map(|h| h.join().unwrap())
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+}

@@ -904,6 +904,86 @@ fn migrate(its: &mut Its<MockEnv>, env: &mut MockEnv) -> Result<(), Errno> {
     its.restore_tables(env)
 }
 
+/// An all-zero `IteInfo`, to fill buffers with.
+const NO_ITE: IteInfo = IteInfo {
+    devid: 0,
+    eventid: 0,
+    intid: 0,
+    icid: None,
+    target: None,
+};
+
+/// Walk every ITE `step` at a time with `ites_after`, as debugfs `state`
+/// does (one step per lock hold).
+fn walk(its: &Its<MockEnv>, env: &MockEnv, step: usize) -> Vec<IteInfo> {
+    let mut got = Vec::new();
+    let mut after = None;
+    loop {
+        let mut buf = vec![NO_ITE; step];
+        let k = its.ites_after(env, after, &mut buf);
+        assert!(k <= step);
+        got.extend_from_slice(&buf[..k]);
+        if k < step {
+            return got;
+        }
+        after = Some((buf[k - 1].devid, buf[k - 1].eventid));
+    }
+}
+
+/// `ites_after` returns every ITE exactly once whatever the step, and
+/// resumes right after its cursor even when ITEs or devices went away.
+#[test]
+fn ites_after_walks_every_ite_in_bounded_steps() {
+    let (mut its, mut env) = setup(false);
+    populate(&mut its, &mut env, 5);
+    assert_eq!(mapd(&mut its, &mut env, 2, 4), OK);
+    for e in 0..10 {
+        assert_eq!(mapti(&mut its, &mut env, 2, e, 8400 + e, 0), OK);
+    }
+    let all = snapshot(&its, &env);
+    assert_eq!(all.len(), 13);
+    for step in 1..=all.len() + 1 {
+        assert_eq!(walk(&its, &env, step), all, "step {step}");
+    }
+    let mut buf = [NO_ITE; 2];
+    assert_eq!(its.ites_after(&env, None, &mut []), 0);
+    assert_eq!(its.ites_after(&env, None, &mut buf), 2);
+    assert_eq!(
+        buf.map(|i| (i.devid, i.eventid, i.intid, i.icid, i.target)),
+        [
+            (1, 0, 8192, Some(0), Some(0)),
+            (1, 3, 8200, Some(1), Some(2))
+        ]
+    );
+    // The cursor's ITE was discarded: the next one.
+    let discard = Command::Discard {
+        device_id: 2,
+        event_id: 4,
+    };
+    assert_eq!(run(&mut its, &mut env, discard), OK);
+    assert_eq!(its.ites_after(&env, Some((2, 4)), &mut buf), 2);
+    assert_eq!(buf.map(|i| (i.devid, i.eventid)), [(2, 5), (2, 6)]);
+    // The cursor's device was unmapped: the next device's first ITEs.
+    let unmap = Command::Mapd {
+        device_id: 1,
+        num_eventid_bits: 0,
+        itt_addr: 0,
+        valid: false,
+    };
+    assert_eq!(run(&mut its, &mut env, unmap), OK);
+    assert_eq!(its.ites_after(&env, Some((1, 0)), &mut buf), 2);
+    assert_eq!(buf.map(|i| (i.devid, i.eventid)), [(2, 0), (2, 1)]);
+    // The last ITE of a device, then past the end.
+    assert_eq!(its.ites_after(&env, Some((2, 9)), &mut buf), 1);
+    assert_eq!((buf[0].devid, buf[0].eventid), (5, 1));
+    assert_eq!(its.ites_after(&env, Some((5, 1)), &mut buf), 0);
+    assert_eq!(
+        its.ites_after(&env, Some((u32::MAX, u32::MAX)), &mut buf),
+        0
+    );
+    finish(its, env);
+}
+
 #[test]
 fn save_restore_flat_exact_bytes() {
     let (mut its, mut env) = setup(false);
@@ -1314,6 +1394,39 @@ fn restore_duplicate_lpi_drops_the_second_ite() {
     its.restore_tables(&mut env).unwrap();
     assert_eq!(snapshot(&its, &env).len(), 1);
     assert_eq!(env.lpi(9000).unwrap().refs, 1);
+    finish(its, env);
+}
+
+/// Every allocation of a restore failing in turn: each failure (the ITE
+/// insert included, which must hand its LPI reference back) leaves nothing
+/// behind, and with enough memory the restore gives the same ITEs.
+#[test]
+fn restore_allocation_failures_give_every_reference_back() {
+    let (mut its, mut env) = setup(false);
+    populate(&mut its, &mut env, 5);
+    let before = snapshot(&its, &env);
+    its.save_tables(&mut env).unwrap();
+    let mut failures = 0;
+    for n in 0.. {
+        fail_alloc_after(Some(n));
+        let r = migrate(&mut its, &mut env);
+        fail_alloc_after(None);
+        check_invariants(&its, &env).unwrap();
+        match r {
+            Err(e) => {
+                assert_eq!(e, ENOMEM, "allocation {n}");
+                assert!(its.devices().is_empty(), "allocation {n}");
+                assert_eq!(env.outstanding(), 0, "allocation {n}");
+                assert!(env.lpis.is_empty(), "allocation {n}");
+                failures += 1;
+            }
+            Ok(()) => break,
+        }
+    }
+    // 2 collections, 2 devices, 3 ITEs.
+    assert_eq!(failures, 7);
+    assert_eq!(snapshot(&its, &env), before);
+    assert_eq!(env.outstanding(), 3);
     finish(its, env);
 }
 
