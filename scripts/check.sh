@@ -40,13 +40,14 @@ echo "TAP version 13"
 echo "# host: cargo test (tests/host)"
 (cd tests/host && cargo test 2>&1) > build/logs/cargo-test.log
 crc=$?
-while read -r name res; do
+# The result first: doctest names contain spaces.
+while read -r res name; do
 	case "$res" in
 	ok) ok "host/$name" ;;
 	ignored) n=$((n + 1)); skipped=$((skipped + 1)); echo "ok $n host/$name # SKIP ignored" ;;
 	*) notok "host/$name" ;;
 	esac
-done < <(sed -n 's/^test \(.*\) \.\.\. \(ok\|FAILED\|ignored\)$/\1 \2/p' build/logs/cargo-test.log)
+done < <(sed -n 's/^test \(.*\) \.\.\. \(ok\|FAILED\|ignored\)$/\2 \1/p' build/logs/cargo-test.log)
 if [ $crc != 0 ] && ! grep -q '^test .* FAILED$' build/logs/cargo-test.log; then
 	notok "host/cargo-test (exit $crc, see build/logs/cargo-test.log)"
 	tail -n 20 build/logs/cargo-test.log | sed 's/^/#   /'
