@@ -47,9 +47,12 @@ const CTRL_RESET: u64 = 4;
 
 type Model = model::Its<KEnv>;
 
-impl<T> Vector<T> for KVec<T> {
+/// The model's tables are guest-sized (up to 64K devices): `KVVec` falls
+/// back to vmalloc, so a fragmented host never refuses a MAPD the built-in
+/// ITS, which allocates per entry, would accept.
+impl<T> Vector<T> for KVVec<T> {
     fn new_empty() -> Self {
-        KVec::new()
+        KVVec::new()
     }
 
     fn try_insert(&mut self, index: usize, v: T) -> Result<(), NoMem<T>> {
@@ -63,7 +66,7 @@ impl<T> Vector<T> for KVec<T> {
     }
 
     fn remove_at(&mut self, index: usize) -> T {
-        // The trait's contract keeps `index < len`.
+        // PANIC: the trait's contract keeps `index < len`.
         self.remove(index).expect("Vector::remove_at past the end")
     }
 }
@@ -90,7 +93,7 @@ impl KEnv {
 }
 
 impl Env for KEnv {
-    type Vec<T> = KVec<T>;
+    type Vec<T> = KVVec<T>;
     type Lpi = Lpi;
 
     fn read_guest(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), Errno> {
