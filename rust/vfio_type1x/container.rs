@@ -5,19 +5,22 @@
 //! software-MSI window so that ITS doorbells are mapped when vfio-pci sets
 //! up MSI/MSI-X vectors.
 //!
-//! Lifetime: a container is an [`Arc`]. VFIO holds one reference from `open`
-//! to `release`, the registry one, and every ioctl in flight one, so a
-//! container VFIO releases under a running ioctl stays allocated until that
-//! ioctl returns; `release` empties it (unmaps, unpins, frees the domains)
-//! under its mutex, after which calls that need a domain fail.
+//! Lifetime: a container is an [`Arc`]. VFIO holds a [`Handle`] that gives
+//! out references until `release`, the registry holds one, and every ioctl
+//! in flight one, so a container VFIO releases under a running ioctl stays
+//! allocated until that ioctl returns; `release` empties it (unmaps, unpins,
+//! frees the domains) under its mutex, after which calls that need a domain
+//! fail.
 //!
 //! Locks, in the order they nest: [`CONTAINERS`] (the registry), then a
 //! container's `inner` mutex, then what the IOMMU core and mm take inside
 //! (group mutexes, `mmap_lock` while pinning). `MAP_DMA` holds `inner`
-//! across pinning and mapping, as upstream's `iommu->lock`.
+//! across pinning and mapping, as upstream's `iommu->lock`. A handle's
+//! spinlock is a leaf.
 
 use kernel::{
     new_mutex,
+    new_spinlock,
     page::PAGE_SIZE,
     prelude::*,
     rbtree::{
@@ -29,7 +32,9 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
-        Arc, Mutex,
+        Arc,
+        Mutex,
+        SpinLock, //
     }, //
 };
 
@@ -94,14 +99,81 @@ kernel::sync::global_lock! {
     // can exist.
     pub(crate) unsafe(uninit) static CONTAINERS: Mutex<Registry> = Registry {
         list: KVec::new(),
+        handles: KVec::new(),
         next_id: 0,
     };
 }
 
-/// The containers alive now, for debugfs: each from `open` until `release`.
+/// The containers alive now, for debugfs: each from `open` until `release`;
+/// and every [`Handle`] VFIO was given, until module exit.
 pub(crate) struct Registry {
     list: KVec<Arc<Container>>,
+    handles: KVec<Pin<KBox<Handle>>>,
     next_id: u64,
+}
+
+/// What VFIO holds as a container's `iommu_data`.
+///
+/// VFIO reads `iommu_data` and calls our ioctl without a lock, while the
+/// last group's detach may call `release` on another thread: a reference
+/// taken in our ioctl would come too late if `data` were the container
+/// itself. So `data` is a handle that stays allocated until the module
+/// exits (one small object per container opened) and gives out references
+/// to its container until `release` takes it away.
+#[pin_data]
+pub(crate) struct Handle {
+    /// The container, until `release`. A leaf lock.
+    #[pin]
+    container: SpinLock<Option<Arc<Container>>>,
+}
+
+impl Handle {
+    /// `open`: a new container of IOMMU type `kind` and its handle, which
+    /// lives until [`drop_handles`].
+    pub(crate) fn open(kind: usize) -> Result<*const Handle> {
+        let c = Container::new(kind)?;
+        let theirs = c.clone();
+        let h = KBox::pin_init(
+            pin_init!(Handle {
+                container <- new_spinlock!(Some(theirs), "Handle::container"),
+            }),
+            GFP_KERNEL_ACCOUNT,
+        );
+        let h = match h {
+            Ok(h) => h,
+            Err(e) => {
+                Container::release(c);
+                return Err(e);
+            }
+        };
+        let p: *const Handle = &*h;
+        if let Err(e) = CONTAINERS.lock().handles.push(h, GFP_KERNEL_ACCOUNT) {
+            Container::release(c);
+            return Err(e.into());
+        }
+        Ok(p)
+    }
+
+    /// A reference to the container, unless it was released.
+    pub(crate) fn get(&self) -> Option<Arc<Container>> {
+        self.container.lock().clone()
+    }
+
+    /// `release`: the container goes; later calls through the handle find
+    /// none.
+    pub(crate) fn release(&self) {
+        let c = self.container.lock().take();
+        if let Some(c) = c {
+            Container::release(c);
+        }
+    }
+}
+
+/// Frees every handle, at module exit: VFIO released every container (it
+/// holds a module reference while one uses this backend).
+pub(crate) fn drop_handles() {
+    let handles = core::mem::take(&mut CONTAINERS.lock().handles);
+    drop(handles);
 }
 
 /// A paging domain and the groups attached to it.
@@ -121,7 +193,7 @@ impl Drop for DomainEntry {
     fn drop(&mut self) {
         for g in self.groups.iter() {
             // SAFETY: `g` is attached to the domain (type invariant).
-            unsafe { self.domain.detach(*g) };
+            unsafe { self.domain.detach(g) };
         }
     }
 }
@@ -231,11 +303,11 @@ impl Inner {
     /// Detaches `group` from domain `di` and frees the domain (and its MSI
     /// cookie) when it was the last group. The last domain takes every
     /// mapping with it, as upstream's last detach does.
-    fn remove_group(&mut self, di: usize, group: Group) {
+    fn remove_group(&mut self, di: usize, group: &Group) {
         let Some(d) = self.domains.get_mut(di) else {
             return;
         };
-        if let Some(gi) = d.groups.iter().position(|g| *g == group) {
+        if let Some(gi) = d.groups.iter().position(|g| g == group) {
             // SAFETY: `group` is in `d.groups`, so attached to `d.domain`.
             unsafe { d.domain.detach(group) };
             // `gi` is in bounds: it was just found.
@@ -467,13 +539,13 @@ fn move_groups(groups: &[Group], from: &Domain, to: &Domain) -> Result {
     for (i, g) in groups.iter().enumerate() {
         // SAFETY: the caller passes groups attached to `from`; the first `i`
         // moved to `to` and the loop stops at the first failure.
-        unsafe { from.detach(*g) };
-        if let Err(e) = to.attach(*g) {
-            let _ = from.attach(*g);
+        unsafe { from.detach(g) };
+        if let Err(e) = to.attach(g) {
+            let _ = from.attach(g);
             for g in groups.iter().take(i) {
                 // SAFETY: the first `i` groups were attached to `to` above.
-                unsafe { to.detach(*g) };
-                let _ = from.attach(*g);
+                unsafe { to.detach(g) };
+                let _ = from.attach(g);
             }
             return Err(e);
         }
@@ -647,26 +719,45 @@ impl Container {
         // this one too; the IOMMU core refuses an incompatible attach.
         let mut joined = None;
         for (i, d) in inner.domains.iter_mut().enumerate() {
-            if d.domain.attach(group).is_ok() {
-                d.groups
-                    .push(group, GFP_KERNEL_ACCOUNT)
+            if d.domain.attach(&group).is_ok() {
+                d.groups.reserve(1, GFP_KERNEL_ACCOUNT).inspect_err(|_| {
                     // SAFETY: `group` was attached to `d.domain` just above.
-                    .inspect_err(|_| unsafe { d.domain.detach(group) })?;
+                    unsafe { d.domain.detach(&group) }
+                })?;
                 joined = Some(i);
                 break;
             }
         }
         let di = match joined {
-            Some(i) => i,
+            Some(i) => {
+                // INVARIANT: attached above; room was reserved.
+                inner.domains[i]
+                    .groups
+                    .push_within_capacity(group)
+                    .map_err(|_| ENOMEM)?;
+                i
+            }
             None => {
+                inner.domains.reserve(1, GFP_KERNEL_ACCOUNT)?;
                 let entry = Self::new_domain(&inner, group, inner.aperture)?;
-                inner.domains.push(entry, GFP_KERNEL_ACCOUNT)?;
+                inner
+                    .domains
+                    .push_within_capacity(entry)
+                    .map_err(|_| ENOMEM)?;
                 inner.domains.len() - 1
             }
         };
         if let Err(e) = inner.refresh() {
             // Undo: VFIO does not detach a group whose attach failed.
-            inner.remove_group(di, group);
+            let d = &mut inner.domains[di];
+            if let Some(g) = d.groups.pop() {
+                // SAFETY: `g`, just pushed, is attached to `d.domain`.
+                unsafe { d.domain.detach(&g) };
+            }
+            if d.groups.is_empty() {
+                // A domain made for this group: no mapping was added since.
+                drop(inner.domains.remove(di));
+            }
             let _ = inner.refresh();
             return Err(e);
         }
@@ -676,18 +767,18 @@ impl Container {
     /// A new paging domain for `group`, with the MSI cookie and the
     /// container's mappings replayed, and `group` attached to it.
     fn new_domain(inner: &Inner, group: Group, msi: Option<Range>) -> Result<DomainEntry> {
-        let domain = Self::prepared_domain(inner, group, msi)?;
-        let mut groups = KVec::new();
-        groups.push(group, GFP_KERNEL_ACCOUNT)?;
-        domain.attach(group)?;
-        // INVARIANT: `group` is attached to `domain`.
+        let domain = Self::prepared_domain(inner, &group, msi)?;
+        let mut groups = KVec::with_capacity(1, GFP_KERNEL_ACCOUNT)?;
+        domain.attach(&group)?;
+        // INVARIANT: `group` is attached to `domain`; room was reserved.
+        groups.push_within_capacity(group).map_err(|_| ENOMEM)?;
         Ok(DomainEntry { domain, groups })
     }
 
     /// A new paging domain for the IOMMU behind `group`, with the MSI cookie
     /// at the base of the aperture `msi` and the container's mappings
     /// replayed; nothing attached.
-    fn prepared_domain(inner: &Inner, group: Group, msi: Option<Range>) -> Result<Domain> {
+    fn prepared_domain(inner: &Inner, group: &Group, msi: Option<Range>) -> Result<Domain> {
         let id = group.id();
         let domain = Domain::alloc(group)?;
         if let Some(ap) = domain.info().0 {
@@ -772,7 +863,7 @@ impl Container {
         // before the move leaves the container as it was.
         let mut fresh = KVec::with_capacity(inner.domains.len(), GFP_KERNEL)?;
         for d in inner.domains.iter() {
-            let first = *d.groups.first().ok_or(EINVAL)?;
+            let first = d.groups.first().ok_or(EINVAL)?;
             fresh.push(Self::prepared_domain(&inner, first, Some(new))?, GFP_KERNEL)?;
         }
         // Move every group; all or nothing.
@@ -825,7 +916,7 @@ impl Container {
     }
 
     /// `detach_group`.
-    pub(crate) fn detach_group(&self, group: Group) {
+    pub(crate) fn detach_group(&self, group: &Group) {
         let mut inner = self.inner.lock();
         let Some(di) = inner.domains.iter().position(|d| d.groups.contains(&group)) else {
             return;

@@ -16,12 +16,10 @@ use kernel::{
         c_void, //
     },
     prelude::*,
-    sync::Arc,
-    types::ForeignOwnable, //
 };
 
 use crate::{
-    container::Container,
+    container::Handle,
     iova::Range, //
 };
 
@@ -235,13 +233,16 @@ pub(crate) fn unregister() {
     unsafe { t1x_unregister() }
 }
 
-/// An IOMMU group VFIO handed to a container.
+/// An IOMMU group VFIO handed to a container: made only by the
+/// `attach_group`/`detach_group` trampolines, neither `Copy` nor `Clone`,
+/// so the container keeps exactly one, from attach until detach, and
+/// nothing can use the group after VFIO lets go of it.
 ///
 /// # Invariants
 ///
 /// The pointer is a live `struct iommu_group`: VFIO keeps the group
 /// referenced from `attach_group` until `detach_group` returns.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub(crate) struct Group(NonNull<RawGroup>);
 
 // SAFETY: an iommu_group may be used from any thread; the IOMMU core locks it.
@@ -305,7 +306,7 @@ unsafe impl Sync for Domain {}
 
 impl Domain {
     /// Allocates a paging domain for the IOMMU behind `group`.
-    pub(crate) fn alloc(group: Group) -> Result<Domain> {
+    pub(crate) fn alloc(group: &Group) -> Result<Domain> {
         let mut out = core::ptr::null_mut();
         // SAFETY: the group is live (type invariant) and `out` is writable.
         kernel::error::to_result(unsafe { t1x_domain_alloc(group.0.as_ptr(), &mut out) })?;
@@ -314,7 +315,7 @@ impl Domain {
     }
 
     /// Attaches `group` to the domain.
-    pub(crate) fn attach(&self, group: Group) -> Result {
+    pub(crate) fn attach(&self, group: &Group) -> Result {
         // SAFETY: both pointers are live (type invariants).
         kernel::error::to_result(unsafe { t1x_domain_attach(self.0.as_ptr(), group.0.as_ptr()) })
     }
@@ -326,7 +327,7 @@ impl Domain {
     /// `group` is attached to this domain. (Detaching it from a domain it
     /// is not attached to would move it off another owner's domain, giving
     /// its devices DMA through the kernel's default domain.)
-    pub(crate) unsafe fn detach(&self, group: Group) {
+    pub(crate) unsafe fn detach(&self, group: &Group) {
         // SAFETY: both pointers are live (type invariants); the caller
         // guarantees `group` is attached here.
         unsafe { t1x_domain_detach(self.0.as_ptr(), group.0.as_ptr()) }
@@ -401,26 +402,37 @@ impl Drop for Domain {
 /// `data` is writable.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn t1x_rust_open(kind: c_ulong, data: *mut *mut c_void) -> c_int {
-    match Container::new(kind) {
-        Ok(c) => {
+    match Handle::open(kind) {
+        Ok(h) => {
             // SAFETY: the caller gives a writable `data`.
-            unsafe { *data = c.into_foreign() };
+            unsafe { *data = h.cast_mut().cast() };
             0
         }
         Err(e) => e.to_errno(),
     }
 }
 
+/// The handle behind VFIO's `data`.
+///
+/// # Safety
+///
+/// `data` came from `t1x_rust_open`.
+unsafe fn handle<'a>(data: *mut c_void) -> &'a Handle {
+    // SAFETY: per the contract `data` is a handle, and handles stay
+    // allocated until module exit (`drop_handles`), after VFIO has stopped
+    // calling us.
+    unsafe { &*data.cast::<Handle>() }
+}
+
 /// `vfio_iommu_driver_ops.release`.
 ///
 /// # Safety
 ///
-/// `data` came from `t1x_rust_open` and is not passed to `release` again.
+/// `data` came from `t1x_rust_open`.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn t1x_rust_release(data: *mut c_void) {
-    // SAFETY: per the contract, `data` holds the reference `open` gave VFIO,
-    // which VFIO gives back here, once.
-    Container::release(unsafe { Arc::<Container>::from_foreign(data) });
+    // SAFETY: per the contract.
+    unsafe { handle(data) }.release();
 }
 
 /// `vfio_iommu_driver_ops.ioctl`; `data` is NULL before `open`
@@ -428,20 +440,21 @@ pub(crate) unsafe extern "C" fn t1x_rust_release(data: *mut c_void) {
 ///
 /// # Safety
 ///
-/// `data` is NULL or came from `t1x_rust_open` and VFIO still holds it
-/// (VFIO reads it and calls us without a lock, so `release` may follow at
-/// any time: the reference taken first thing keeps the container alive).
+/// `data` is NULL or came from `t1x_rust_open`. (VFIO reads it and calls
+/// us without a lock, so `release` may have run meanwhile: the handle then
+/// has no container and the ioctl fails with `EINVAL`, as VFIO's own
+/// answer without a backend.)
 #[no_mangle]
 pub(crate) unsafe extern "C" fn t1x_rust_ioctl(
     data: *mut c_void,
     cmd: c_uint,
     arg: c_ulong,
 ) -> c_long {
-    let container: Option<Arc<Container>> = if data.is_null() {
+    let container = if data.is_null() {
         None
     } else {
-        // SAFETY: per the contract, `data` is a live container's reference.
-        Some(unsafe { Arc::<Container>::borrow(data) }.into())
+        // SAFETY: per the contract.
+        unsafe { handle(data) }.get()
     };
     crate::ioctl::dispatch(container.as_deref(), cmd, arg)
 }
@@ -458,10 +471,10 @@ pub(crate) unsafe extern "C" fn t1x_rust_attach_group(
     group: *mut RawGroup,
     emulated: c_int,
 ) -> c_int {
-    // SAFETY: per the contract, `data` is a live container; VFIO calls
-    // attach and detach with the container's group lock held for writing,
-    // as it does `release`, so it stays live meanwhile.
-    let c = unsafe { Arc::<Container>::borrow(data) };
+    // SAFETY: per the contract.
+    let Some(c) = unsafe { handle(data) }.get() else {
+        return EINVAL.to_errno();
+    };
     let Some(group) = NonNull::new(group) else {
         return EINVAL.to_errno();
     };
@@ -479,9 +492,12 @@ pub(crate) unsafe extern "C" fn t1x_rust_attach_group(
 /// `data` came from `t1x_rust_open`; `group` was attached to it.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn t1x_rust_detach_group(data: *mut c_void, group: *mut RawGroup) {
-    // SAFETY: as for `t1x_rust_attach_group`.
-    let c = unsafe { Arc::<Container>::borrow(data) };
+    // SAFETY: per the contract.
+    let Some(c) = unsafe { handle(data) }.get() else {
+        return;
+    };
     if let Some(group) = NonNull::new(group) {
-        c.detach_group(Group(group));
+        // INVARIANT: VFIO keeps the group live until this returns.
+        c.detach_group(&Group(group));
     }
 }

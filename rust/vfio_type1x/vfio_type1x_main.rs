@@ -80,6 +80,8 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         ffi::unregister();
+        // No container is left: VFIO holds the module while one exists.
+        container::drop_handles();
     }
 }
 
