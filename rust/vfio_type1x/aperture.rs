@@ -107,32 +107,3 @@ pub fn check_aperture(
     }
     Ok(r)
 }
-
-/// Checks that the container's aperture `ap` serves a group that joins it:
-/// aligned to the page size `pgsize` (a power of two; `msi_base=` may name
-/// any address), clear of the group's reserved regions other than the
-/// software-MSI window (`reserved`), and with room for `doorbell_pages`, the
-/// distinct doorbell pages of every group's devices, the new one's included.
-/// The MSI cookie hands out doorbell pages upwards from the base with no
-/// limit, so a doorbell that does not fit would land past the end, in IOVA
-/// space the user may map.
-pub fn check_attach(
-    ap: Range,
-    pgsize: u64,
-    reserved: &[Range],
-    doorbell_pages: u64,
-) -> Result<(), ApertureRefusal> {
-    // `ap.last - ap.start` cannot overflow; the `+ 1` wraps only for the
-    // whole address space, which is aligned and holds anything.
-    let size = (ap.last - ap.start).wrapping_add(1);
-    if (ap.start | size) & (pgsize - 1) != 0 {
-        return Err(ApertureRefusal::Unaligned);
-    }
-    if reserved.iter().any(|res| res.overlaps(&ap)) {
-        return Err(ApertureRefusal::Reserved);
-    }
-    if size != 0 && size / pgsize < doorbell_pages {
-        return Err(ApertureRefusal::TooSmall);
-    }
-    Ok(())
-}

@@ -41,9 +41,9 @@ use kernel::{
 use crate::{
     aperture::{
         check_aperture,
-        check_attach,
         ApertureContext,
-        ApertureRefusal, //
+        ApertureRefusal,
+        APERTURE_MINSZ, //
     },
     dma_args::{
         self,
@@ -98,16 +98,14 @@ kernel::sync::global_lock! {
     // SAFETY: `init` is called in the module initialiser, before a container
     // can exist.
     pub(crate) unsafe(uninit) static CONTAINERS: Mutex<Registry> = Registry {
-        list: KVec::new(),
         handles: KVec::new(),
         next_id: 0,
     };
 }
 
-/// The containers alive now, for debugfs: each from `open` until `release`;
-/// and every [`Handle`] VFIO was given, until module exit.
+/// Every [`Handle`] VFIO was given, until module exit; those that still
+/// hold a container are the containers alive now (debugfs).
 pub(crate) struct Registry {
-    list: KVec<Arc<Container>>,
     handles: KVec<Pin<KBox<Handle>>>,
     next_id: u64,
 }
@@ -131,26 +129,20 @@ impl Handle {
     /// `open`: a new container of IOMMU type `kind` and its handle, which
     /// lives until [`drop_handles`].
     pub(crate) fn open(kind: usize) -> Result<*const Handle> {
-        let c = Container::new(kind)?;
-        let theirs = c.clone();
+        let mut reg = CONTAINERS.lock();
+        reg.handles.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        let c = Container::new(kind, reg.next_id)?;
         let h = KBox::pin_init(
             pin_init!(Handle {
-                container <- new_spinlock!(Some(theirs), "Handle::container"),
+                container <- new_spinlock!(Some(c), "Handle::container"),
             }),
             GFP_KERNEL_ACCOUNT,
-        );
-        let h = match h {
-            Ok(h) => h,
-            Err(e) => {
-                Container::release(c);
-                return Err(e);
-            }
-        };
+        )?;
         let p: *const Handle = &*h;
-        if let Err(e) = CONTAINERS.lock().handles.push(h, GFP_KERNEL_ACCOUNT) {
-            Container::release(c);
-            return Err(e.into());
-        }
+        // Room was reserved above.
+        reg.handles.push_within_capacity(h).map_err(|_| ENOMEM)?;
+        reg.next_id += 1;
+        SERVED.fetch_add(1, Relaxed);
         Ok(p)
     }
 
@@ -501,6 +493,29 @@ impl Inner {
         Ok(regions)
     }
 
+    /// What an aperture must fit: the reserved regions of every group
+    /// (`joining` too) other than the software-MSI window, and how many
+    /// distinct doorbell pages their devices need.
+    fn aperture_needs(&self, joining: Option<&Group>) -> Result<(KVec<Range>, u64)> {
+        let mut reserved = KVec::new();
+        let mut doorbells = KVec::<u64>::new();
+        let groups = self.domains.iter().flat_map(|d| d.groups.iter());
+        for g in Iterator::chain(groups, joining) {
+            for (r, kind) in g.regions()?.iter() {
+                if *kind != RESV_SW_MSI {
+                    reserved.push(*r, GFP_KERNEL)?;
+                }
+            }
+            for db in g.doorbells()?.iter() {
+                if !doorbells.contains(db) {
+                    doorbells.push(*db, GFP_KERNEL)?;
+                }
+            }
+        }
+        // CAST: a handful of MSI controllers.
+        Ok((reserved, doorbells.len() as u64))
+    }
+
     /// The doorbell pages mapped in the aperture now, `(iova, phys)`, in
     /// IOVA order. The MSI cookie hands out pages upwards from the base, so
     /// the scan stops at the first unmapped page.
@@ -586,17 +601,14 @@ pub(crate) struct Container {
 }
 
 impl Container {
-    /// `open`: a container of IOMMU type `kind`, listed in the registry.
-    pub(crate) fn new(kind: usize) -> Result<Arc<Container>> {
+    /// A container of IOMMU type `kind`, numbered `id` in debugfs.
+    fn new(kind: usize, id: u64) -> Result<Arc<Container>> {
         let v2 = match kind {
             VFIO_TYPE1_IOMMU => false,
             VFIO_TYPE1V2_IOMMU => true,
             _ => return Err(EINVAL),
         };
-        let mut reg = CONTAINERS.lock();
-        reg.list.reserve(1, GFP_KERNEL_ACCOUNT)?;
-        let id = reg.next_id;
-        let c = Arc::pin_init(
+        Arc::pin_init(
             try_pin_init!(Container {
                 id,
                 v2,
@@ -613,26 +625,16 @@ impl Container {
                 ),
             }),
             GFP_KERNEL_ACCOUNT,
-        )?;
-        // Room was reserved above.
-        reg.list
-            .push_within_capacity(c.clone())
-            .map_err(|_| ENOMEM)?;
-        reg.next_id += 1;
-        SERVED.fetch_add(1, Relaxed);
-        Ok(c)
+        )
     }
 
     /// `release`: VFIO is done with `this` (its last group detached).
-    /// Unmaps and unpins whatever is left and drops it from the registry; an
-    /// ioctl still running keeps the memory alive until it returns.
-    pub(crate) fn release(this: Arc<Container>) {
-        {
-            let mut inner = this.inner.lock();
-            inner.release_all();
-            inner.domains.clear();
-        }
-        CONTAINERS.lock().list.retain(|c| !Arc::ptr_eq(c, &this));
+    /// Unmaps and unpins whatever is left; an ioctl still running keeps the
+    /// memory alive until it returns.
+    fn release(this: Arc<Container>) {
+        let mut inner = this.inner.lock();
+        inner.release_all();
+        inner.domains.clear();
     }
 
     /// `attach_group`: checks the isolation policy, then attaches `group` to
@@ -688,32 +690,30 @@ impl Container {
             );
             return Err(EINVAL);
         }
-        // The aperture must hold every group's doorbells, this one's too.
+        // The aperture must still serve every group, this one too: the MSI
+        // cookie hands out doorbell pages past its end, in usable IOVA.
         if let Some(ap) = inner.aperture {
-            let mut doorbells = group.doorbells()?;
-            for g in inner.domains.iter().flat_map(|d| d.groups.iter()) {
-                for db in g.doorbells()?.iter() {
-                    if !doorbells.contains(db) {
-                        doorbells.push(*db, GFP_KERNEL)?;
-                    }
-                }
-            }
-            let mut plain = KVec::with_capacity(reserved.len(), GFP_KERNEL)?;
-            for (r, _) in reserved.iter() {
-                plain.push(*r, GFP_KERNEL)?;
-            }
-            // CAST: a handful of MSI controllers.
-            check_attach(ap, inner.min_pgsize(), &plain, doorbells.len() as u64).map_err(
-                |why| {
-                    pr_err!(
-                        "group {id}: MSI aperture {:#x}..={:#x} cannot serve it: {}\n",
-                        ap.start,
-                        ap.last,
-                        why.why()
-                    );
-                    aperture_errno(why)
-                },
-            )?;
+            let (reserved, doorbell_pages) = inner.aperture_needs(Some(&group))?;
+            let cx = ApertureContext {
+                pgsize: inner.min_pgsize(),
+                doorbell_mapped: false,
+                // Each domain checks the aperture against its own range.
+                domains: &[],
+                reserved: &reserved,
+                // The aperture is no usable IOVA: no mapping is in it.
+                overlaps_dma: &|_| false,
+                doorbell_pages,
+            };
+            let size = (ap.last - ap.start).checked_add(1).ok_or(EINVAL)?;
+            check_aperture(APERTURE_MINSZ, 0, ap.start, size, &cx).map_err(|why| {
+                pr_err!(
+                    "group {id}: MSI aperture {:#x}..={:#x} cannot serve it: {}\n",
+                    ap.start,
+                    ap.last,
+                    why.why()
+                );
+                aperture_errno(why)
+            })?;
         }
         // A domain already serving another group of the same IOMMU takes
         // this one too; the IOMMU core refuses an incompatible attach.
@@ -826,23 +826,10 @@ impl Container {
         let mut inner = self.inner.lock();
         let doorbell_mapped = !inner.doorbells()?.is_empty();
         let mut domains = KVec::new();
-        let mut reserved = KVec::new();
-        let mut doorbells = KVec::<u64>::new();
         for d in inner.domains.iter() {
             domains.push(d.domain.info().0.ok_or(EINVAL)?, GFP_KERNEL)?;
-            for g in d.groups.iter() {
-                for (r, kind) in g.regions()?.iter() {
-                    if *kind != RESV_SW_MSI {
-                        reserved.push(*r, GFP_KERNEL)?;
-                    }
-                }
-                for db in g.doorbells()?.iter() {
-                    if !doorbells.contains(db) {
-                        doorbells.push(*db, GFP_KERNEL)?;
-                    }
-                }
-            }
         }
+        let (reserved, doorbell_pages) = inner.aperture_needs(None)?;
         let overlaps = |r: Range| inner.overlaps(r);
         let cx = ApertureContext {
             pgsize: inner.min_pgsize(),
@@ -850,8 +837,7 @@ impl Container {
             domains: &domains,
             reserved: &reserved,
             overlaps_dma: &overlaps,
-            // CAST: a handful of MSI controllers.
-            doorbell_pages: doorbells.len() as u64,
+            doorbell_pages,
         };
         let new = check_aperture(argsz, flags, iova, size, &cx).map_err(|why| {
             pr_err!("MSI aperture {iova:#x}+{size:#x} refused: {}\n", why.why());
@@ -1018,7 +1004,8 @@ impl PinnedDrop for Container {
 
 /// How many containers are alive now, for debugfs `containers`.
 pub(crate) fn open_count() -> usize {
-    CONTAINERS.lock().list.len()
+    let reg = CONTAINERS.lock();
+    reg.handles.iter().filter(|h| h.get().is_some()).count()
 }
 
 /// debugfs `apertures`: one line per container,
@@ -1026,7 +1013,7 @@ pub(crate) fn open_count() -> usize {
 /// aperture=<iova>+<size>|none doorbells=<iova>-><pa>[,...]|none`.
 pub(crate) fn show_apertures(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     let reg = CONTAINERS.lock();
-    for c in reg.list.iter() {
+    for c in reg.handles.iter().filter_map(|h| h.get()) {
         let id = c.id;
         let inner = c.inner.lock();
         write!(
