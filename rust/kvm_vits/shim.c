@@ -323,17 +323,6 @@ static void kvits_destroy(struct kvm_device *dev)
 	kfree(dev); /* allocated by kvm_ioctl_create_device(), freed by .destroy */
 }
 
-/* The built-in ITS's locking for attributes that change state. */
-static int kvits_lock_vm(struct kvm *kvm)
-{
-	return kvm_vgic_its_lock_vm(kvm);
-}
-
-static void kvits_unlock_vm(struct kvm *kvm)
-{
-	kvm_vgic_its_unlock_vm(kvm);
-}
-
 static int kvits_reg_align(u64 offset)
 {
 	/* 32-bit GITS_CTLR, GITS_IIDR and ID registers; 64-bit the others. */
@@ -348,7 +337,7 @@ static int kvits_regs_access(struct kvits_dev *kd, u64 offset, u64 *reg, bool wr
 	if (offset & kvits_reg_align(offset))
 		return -EINVAL;
 
-	ret = kvits_lock_vm(kvm);
+	ret = kvm_vgic_its_lock_vm(kvm);
 	if (ret)
 		return ret;
 	if (kd->base == KVM_VGIC_ITS_NO_BASE)
@@ -357,7 +346,7 @@ static int kvits_regs_access(struct kvits_dev *kd, u64 offset, u64 *reg, bool wr
 		ret = kvits_rs_reg_write(kd->its, offset, *reg);
 	else
 		ret = kvits_rs_reg_read(kd->its, offset, reg);
-	kvits_unlock_vm(kvm);
+	kvm_vgic_its_unlock_vm(kvm);
 	return ret;
 }
 
@@ -369,11 +358,11 @@ static int kvits_ctrl(struct kvits_dev *kd, u64 attr)
 	if (attr == KVM_DEV_ARM_VGIC_CTRL_INIT)
 		return 0;
 
-	ret = kvits_lock_vm(kvm);
+	ret = kvm_vgic_its_lock_vm(kvm);
 	if (ret)
 		return ret;
 	ret = kvits_rs_ctrl(kd->its, attr);
-	kvits_unlock_vm(kvm);
+	kvm_vgic_its_unlock_vm(kvm);
 	return ret;
 }
 
