@@ -23,7 +23,8 @@ build_c() { # <out dir> <sources...>
 	mkdir -p "$out"
 	for c in "$@"; do
 		local bin="$out/$(basename "${c%.c}")"
-		if [ ! -x "$bin" ] || [ "$c" -nt "$bin" ] || [ "$0" -nt "$bin" ]; then
+		if [ ! -x "$bin" ] || [ "$c" -nt "$bin" ] || [ "$0" -nt "$bin" ] ||
+		   [ "$top/tests/guest/armsi_test.h" -nt "$bin" ]; then
 			$CC $CFLAGS -o "$bin" "$c" -lpthread
 		fi
 	done
@@ -32,7 +33,9 @@ build_c() { # <out dir> <sources...>
 build_c "$top/build/guest/tests" "$top"/tests/guest/*.c
 # Test-only kernel modules (tests/kmod), built like ours, copied beside the
 # test binaries.
-make -s -C "$KOUT" M="$top/tests/kmod" $KMAKE_VARS modules >&2
+# They link against msi_isolation's exports, as vfio_type1x does.
+make -s -C "$KOUT" M="$top/tests/kmod" $KMAKE_VARS \
+	KBUILD_EXTRA_SYMBOLS="$top/Module.symvers" modules >&2
 mkdir -p "$top/build/guest/kmod"
 cp "$top"/tests/kmod/*.ko "$top/build/guest/kmod/"
 

@@ -100,8 +100,11 @@ const char *armsi_msi_param_deny(void);
  * @why: buffer for the verdict line (as in debugfs), may be NULL
  * @len: size of @why
  *
- * Exported for the vfio_type1x module (which takes it with symbol_get(), so
- * that it works without this module too).
+ * Exported for the vfio_type1x module, which links against it: the module
+ * loader then refuses to unload msi_isolation while vfio_type1x is loaded.
+ * (symbol_get() would make the dependency optional, but it races the
+ * unload: strong_try_module_get() BUGs on a module free_module() has just
+ * marked UNFORMED.)
  *
  * Return: 1 when @dev's MSIs are isolated, 0 when not, -ENODEV when @dev is
  * not a PCI device this module knows, or another negative errno.

@@ -72,8 +72,10 @@ int t1x_group_regions(struct iommu_group *group, struct t1x_region *out, u32 max
  * @why: receives the reason (NUL terminated, truncated to @len)
  * @len: size of @why
  *
- * Asks msi_isolation's armsi_msi_isolation_query() when that module is
- * loaded (taken with symbol_get()), else iommu_group_has_isolated_msi().
+ * Asks msi_isolation's armsi_msi_isolation_query() for each device (a
+ * direct call: vfio_type1x depends on msi_isolation, so the module loader
+ * keeps it loaded while vfio_type1x is), and msi_device_has_isolated_msi()
+ * for a member that is not a PCI device.
  *
  * Return: 1 isolated, 0 not, negative errno.
  */

@@ -160,22 +160,12 @@ static int collect_dev(struct device *dev, void *data)
 
 int t1x_group_isolated(struct iommu_group *group, char *why, size_t len)
 {
-	int (*query)(struct device *dev, char *why, size_t len);
 	struct dev_list *l;
 	int i, ret = 1;
 
-	query = symbol_get(armsi_msi_isolation_query);
-	if (!query) {
-		ret = iommu_group_has_isolated_msi(group);
-		snprintf(why, len, "%s (iommu_group_has_isolated_msi(); load msi_isolation for the reason)",
-			 ret ? "isolated" : "not isolated");
-		return ret;
-	}
 	l = kzalloc(sizeof(*l), GFP_KERNEL);
-	if (!l) {
-		symbol_put(armsi_msi_isolation_query);
+	if (!l)
 		return -ENOMEM;
-	}
 	/*
 	 * Collect the members first: the query reads each group's domain
 	 * under the group's mutex, which the iterator holds.
@@ -187,7 +177,13 @@ int t1x_group_isolated(struct iommu_group *group, char *why, size_t len)
 	}
 	for (i = 0; i < l->n; i++) {
 		if (ret == 1) {
-			int r = query(l->devs[i], why, len);
+			/*
+			 * A direct call: this module depends on msi_isolation,
+			 * which the module loader keeps loaded while we are.
+			 * (symbol_get() instead would race the unload: it can
+			 * find the module UNFORMED in strong_try_module_get().)
+			 */
+			int r = armsi_msi_isolation_query(l->devs[i], why, len);
 
 			if (r == -ENODEV) {
 				/* Not a PCI device: ask the core for this group. */
@@ -201,7 +197,6 @@ int t1x_group_isolated(struct iommu_group *group, char *why, size_t len)
 		put_device(l->devs[i]);
 	}
 	kfree(l);
-	symbol_put(armsi_msi_isolation_query);
 	return ret;
 }
 

@@ -109,34 +109,46 @@ FIXTURE(module) {};
 FIXTURE_VARIANT(module) {
 	const char *name;
 	const char *what;	/* a word the description must contain */
+	const char *needs;	/* the module of ours it links against */
+	const char *depends;	/* modinfo "depends=" exactly */
 };
 
 FIXTURE_VARIANT_ADD(module, msi_isolation) {
 	.name = "msi_isolation",
 	.what = "MSI isolation",
+	.depends = "",
 };
 
 FIXTURE_VARIANT_ADD(module, vfio_type1x) {
 	.name = "vfio_type1x",
 	.what = "VFIO",
+	.needs = "msi_isolation",
+	.depends = "vfio,msi_isolation",
 };
 
 FIXTURE_VARIANT_ADD(module, kvm_vits) {
 	.name = "kvm_vits",
 	.what = "ITS",
+	.depends = "",	/* arm64 KVM is built in */
 };
 
 FIXTURE_SETUP(module)
 {
 	/* Start from a clean slate whatever an earlier test left. */
+	if (mod_present("vfio_type1x"))
+		ASSERT_EQ(0, mod_unload("vfio_type1x"));
 	if (mod_present(variant->name))
 		ASSERT_EQ(0, mod_unload(variant->name));
+	if (variant->needs && !mod_present(variant->needs))
+		ASSERT_EQ(0, mod_load(variant->needs, ""));
 }
 
 FIXTURE_TEARDOWN(module)
 {
 	if (mod_present(variant->name))
 		mod_unload(variant->name);
+	if (variant->needs)
+		mod_unload(variant->needs);
 }
 
 TEST_F(module, load_unload_10x)
@@ -148,6 +160,9 @@ TEST_F(module, load_unload_10x)
 		ASSERT_TRUE(mod_present(variant->name));
 		/* A second load of the same module is refused, not stacked. */
 		ASSERT_EQ(-EEXIST, mod_load(variant->name, ""));
+		/* What it links against stays while it is loaded. */
+		if (variant->needs)
+			ASSERT_EQ(-EWOULDBLOCK, mod_unload(variant->needs));
 		ASSERT_EQ(0, mod_unload(variant->name)) TH_LOG("unload %d of %s", i, variant->name);
 		ASSERT_FALSE(mod_present(variant->name));
 	}
@@ -174,6 +189,11 @@ TEST_F(module, modinfo)
 	v = modinfo_get(info, len, "author");
 	ASSERT_NE(NULL, v);
 	EXPECT_NE(0, strlen(v));
+
+	/* What modprobe loads first (depmod reads this). */
+	v = modinfo_get(info, len, "depends");
+	ASSERT_NE(NULL, v);
+	EXPECT_STREQ(variant->depends, v);
 
 	v = modinfo_get(info, len, "description");
 	ASSERT_NE(NULL, v);

@@ -23,6 +23,8 @@
 #include "armsi_test.h"
 
 #define DEVICES "/sys/kernel/debug/msi_isolation/devices"
+#define QUERY_KO "/armsi/kmod/msi_query_test.ko"
+#define QUERY_ANSWERS "/sys/kernel/debug/msi_query_test/answers"
 #define GROUPS "/sys/kernel/debug/msi_isolation/groups"
 #define EDU "1234:11e8"
 #define MSI_ISO_KO "/armsi/modules/msi_isolation.ko"
@@ -98,6 +100,8 @@ FIXTURE(iso) {
 
 FIXTURE_SETUP(iso)
 {
+	/* vfio_type1x links against msi_isolation: it goes first. */
+	mod_unload("vfio_type1x");
 	mod_unload("msi_isolation");
 	ASSERT_EQ(0, mod_load(MSI_ISO_KO, ""));
 	self->has_edu = find_device(EDU, self->edu, sizeof(self->edu));
@@ -340,9 +344,10 @@ TEST_F(iso, follows_unplug_rescan_unbind_and_rebind)
 }
 
 /*
- * The exported armsi_msi_isolation_query(), taken with symbol_get() as the
- * VFIO backend takes it, answers exactly what the view shows, truncates
- * safely, and is simply absent once msi_isolation is unloaded.
+ * The exported armsi_msi_isolation_query(), linked against as the VFIO
+ * backend links against it, answers exactly what the view shows and
+ * truncates safely; msi_isolation cannot be unloaded while a module using
+ * the query is loaded, and goes with its views once that module has gone.
  */
 TEST_F(iso, kernel_query_matches_the_view)
 {
@@ -374,12 +379,15 @@ TEST_F(iso, kernel_query_matches_the_view)
 	EXPECT_NE(NULL, strstr(answers, "\ntruncated=")) TH_LOG("%s", answers);
 	EXPECT_NE(NULL, strstr(answers, " len=7\n")) TH_LOG("%s", answers);
 
-	mod_unload("msi_isolation");
-	/* Unloading removes the views and the query. */
+	/* The user of the query holds msi_isolation. */
+	EXPECT_NE(0, syscall(__NR_delete_module, "msi_isolation", O_NONBLOCK));
+	EXPECT_EQ(EWOULDBLOCK, errno);
+	EXPECT_EQ(0, access(DEVICES, F_OK));
+	EXPECT_EQ(0, syscall(__NR_delete_module, "msi_query_test", O_NONBLOCK));
+	EXPECT_EQ(0, syscall(__NR_delete_module, "msi_isolation", O_NONBLOCK));
+	/* Unloading removes the views. */
 	EXPECT_NE(0, access(DEVICES, F_OK));
 	EXPECT_NE(0, access(GROUPS, F_OK));
-	EXPECT_STREQ("unavailable\n", slurp("/sys/kernel/debug/msi_query_test/answers"));
-	EXPECT_EQ(0, syscall(__NR_delete_module, "msi_query_test", O_NONBLOCK));
 	free(view);
 	free(answers);
 }
@@ -412,16 +420,35 @@ static void *reader_run(void *arg)
 }
 
 /*
- * Four threads read the two views while the main thread unloads and
- * reloads msi_isolation 30 times. Nothing may crash or leak (KASAN,
- * kmemleak); every reload comes back with the views. (The kernel query is
- * left out: a symbol_get() racing the unload can hit the BUG_ON in the
- * kernel's strong_try_module_get(), which sees the module UNFORMED while
- * free_module() tears it down; that race is the module loader's.)
+ * Unloads @name, waiting while a reader holding one of its files open holds
+ * it: 0 or the errno.
+ */
+static int unload_waiting(const char *name)
+{
+	int err, tries = 0;
+
+	do {
+		err = syscall(__NR_delete_module, name, O_NONBLOCK) ? errno : 0;
+		if (err == EWOULDBLOCK || err == EBUSY)
+			usleep(1000);
+	} while ((err == EWOULDBLOCK || err == EBUSY) && ++tries < 5000);
+	return err;
+}
+
+/*
+ * Four threads read the two views and the kernel query's answers (through
+ * msi_query_test, which links against the query as vfio_type1x does) while
+ * the main thread, 30 times, tries to unload msi_isolation under the query's
+ * user (refused: the loader keeps what a loaded module links against),
+ * unloads the user, unloads msi_isolation and loads both again. Nothing may
+ * crash or leak (KASAN, kmemleak); every reload comes back with the views.
+ * (When the query was taken with symbol_get(), a query racing the unload
+ * could hit the BUG_ON in the kernel's strong_try_module_get(), which saw
+ * the module UNFORMED while free_module() tore it down.)
  */
 TEST_F_TIMEOUT(iso, stress_views_and_query_racing_unload, 180)
 {
-	static const char *const paths[] = { DEVICES, GROUPS, DEVICES, GROUPS };
+	static const char *const paths[] = { DEVICES, GROUPS, QUERY_ANSWERS, QUERY_ANSWERS };
 	struct reader r[4];
 	volatile int stop = 0;
 	unsigned long reads = 0;
@@ -433,15 +460,15 @@ TEST_F_TIMEOUT(iso, stress_views_and_query_racing_unload, 180)
 		ASSERT_EQ(0, pthread_create(&t[i], NULL, reader_run, &r[i]));
 	}
 	for (round = 0; round < 30; round++) {
-		int err, tries = 0;
+		int err;
 
+		ASSERT_EQ(0, mod_load(QUERY_KO, "")) TH_LOG("round %d", round);
 		usleep(20000);
-		/* A query in flight holds the module (symbol_get) for a moment. */
-		do {
-			err = syscall(__NR_delete_module, "msi_isolation", O_NONBLOCK) ? errno : 0;
-			if (err == EWOULDBLOCK || err == EBUSY)
-				usleep(1000);
-		} while ((err == EWOULDBLOCK || err == EBUSY) && ++tries < 5000);
+		ASSERT_NE(0, syscall(__NR_delete_module, "msi_isolation", O_NONBLOCK));
+		ASSERT_EQ(EWOULDBLOCK, errno) TH_LOG("round %d", round);
+		err = unload_waiting("msi_query_test");
+		ASSERT_EQ(0, err) TH_LOG("round %d: %s", round, strerror(err));
+		err = unload_waiting("msi_isolation");
 		ASSERT_EQ(0, err) TH_LOG("round %d: %s", round, strerror(err));
 		usleep(10000);
 		ASSERT_EQ(0, mod_load(MSI_ISO_KO, "")) TH_LOG("round %d", round);

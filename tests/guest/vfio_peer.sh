@@ -29,6 +29,8 @@ fi
 rmmod vfio_type1x 2>/dev/null
 served=/sys/kernel/debug/vfio_type1x/served
 if [ "$backend" = type1x ]; then
+	# vfio_type1x links against msi_isolation (modprobe would load it first).
+	[ -d /sys/module/msi_isolation ] || insmod /armsi/modules/msi_isolation.ko || exit 1
 	insmod /armsi/modules/vfio_type1x.ko serve_type1=1 || exit 1
 	before=$(cat $served)
 fi

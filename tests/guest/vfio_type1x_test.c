@@ -158,6 +158,9 @@ FIXTURE_SETUP(t1x)
 	/* Upstream first, then ours: the last registered is asked first. */
 	ASSERT_EQ(0, access("/sys/module/vfio_iommu_type1", F_OK));
 	mod_unload("vfio_type1x");
+	/* vfio_type1x links against msi_isolation's query (modprobe's order). */
+	if (access("/sys/module/msi_isolation", F_OK))
+		ASSERT_EQ(0, mod_load("/armsi/modules/msi_isolation.ko", ""));
 }
 
 FIXTURE_TEARDOWN(t1x)
@@ -877,13 +880,10 @@ TEST_F(t1x, unisolated_group_is_refused_with_the_reason)
 	const char *err;
 	int r;
 
-	if (access("/sys/module/msi_isolation", F_OK))
-		ASSERT_EQ(0, mod_load("/armsi/modules/msi_isolation.ko", ""));
 	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
 	r = vfio_setup(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
 	if (r == 0) {
 		EXPECT_EQ(1, read_long(T1X_CONTAINERS));
-		mod_unload("msi_isolation");
 		SKIP(return, "this machine's MSIs are isolated");
 	}
 	EXPECT_EQ(-EPERM, r);
@@ -902,7 +902,6 @@ TEST_F(t1x, unisolated_group_is_refused_with_the_reason)
 	err = edu_msi_roundtrip(&self->v, self->edu);
 	EXPECT_EQ(NULL, err) TH_LOG("%s", err);
 	vfio_teardown(&self->v);
-	mod_unload("msi_isolation");
 }
 
 /*
@@ -918,10 +917,8 @@ TEST_F(t1x, asserted_group_is_accepted_with_a_log_line)
 	mod_unload("msi_isolation");
 	ASSERT_EQ(0, mod_load("/armsi/modules/msi_isolation.ko", ""));
 	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
-	if (!vfio_setup(&self->v, self->group, VFIO_TYPE1v2_IOMMU)) {
-		mod_unload("msi_isolation");
+	if (!vfio_setup(&self->v, self->group, VFIO_TYPE1v2_IOMMU))
 		SKIP(return, "this machine's MSIs are isolated");
-	}
 	vfio_teardown(&self->v);
 	mod_unload("vfio_type1x");
 	mod_unload("msi_isolation");
@@ -936,6 +933,67 @@ TEST_F(t1x, asserted_group_is_accepted_with_a_log_line)
 	vfio_teardown(&self->v);
 	mod_unload("vfio_type1x");
 	mod_unload("msi_isolation");
+}
+
+struct attacher {
+	int group;
+	volatile int *stop;
+	int attaches, failures;
+};
+
+/* Attaches the group to a new container (the isolation query) in a loop. */
+static void *attach_loop(void *arg)
+{
+	struct attacher *a = arg;
+
+	while (!*a->stop) {
+		struct vfio v;
+		int r = vfio_setup(&v, a->group, VFIO_TYPE1v2_IOMMU);
+
+		/* Accepted or refused (GICv2m), the query answered. */
+		if (r == 0 || r == -EPERM)
+			a->attaches++;
+		else
+			a->failures++;
+		vfio_teardown(&v);
+	}
+	return NULL;
+}
+
+/*
+ * Every group attach asks msi_isolation. vfio_type1x links against the
+ * query, so the module loader refuses to unload msi_isolation while
+ * vfio_type1x is loaded, however many attaches are asking it: an unload
+ * racing a query can no longer reach the BUG_ON that a symbol_get() racing
+ * free_module() hits in strong_try_module_get().
+ */
+TEST_F(t1x, msi_isolation_stays_while_attaches_ask_it)
+{
+	volatile int stop = 0;
+	struct attacher a = { .group = self->group, .stop = &stop };
+	pthread_t t;
+	int i, refused = 0;
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	ASSERT_EQ(0, pthread_create(&t, NULL, attach_loop, &a));
+	for (i = 0; i < 200; i++) {
+		if (syscall(__NR_delete_module, "msi_isolation", O_NONBLOCK) == 0)
+			break;
+		if (errno == EWOULDBLOCK)
+			refused++;
+		usleep(2000);
+	}
+	stop = 1;
+	pthread_join(t, NULL);
+	EXPECT_EQ(200, refused) TH_LOG("msi_isolation unloaded under vfio_type1x after %d refusals", refused);
+	EXPECT_EQ(0, access("/sys/module/msi_isolation", F_OK));
+	EXPECT_LT(0, a.attaches);
+	EXPECT_EQ(0, a.failures);
+	TH_LOG("%d attaches asked msi_isolation during 200 refused unloads", a.attaches);
+	EXPECT_EQ(0, read_long(T1X_CONTAINERS));
+	mod_unload("vfio_type1x");
+	/* Once vfio_type1x is gone, msi_isolation goes too. */
+	EXPECT_EQ(0, syscall(__NR_delete_module, "msi_isolation", O_NONBLOCK));
 }
 
 /* ------------------------------------------------------------------------ */

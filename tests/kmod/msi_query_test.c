@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Test module: asks msi_isolation's exported armsi_msi_isolation_query()
- * about every PCI device, taking the symbol with symbol_get() as the VFIO
- * backend does (so it works whether or not msi_isolation is loaded), and
+ * about every PCI device, linking against it as the VFIO backend does (so
+ * msi_isolation cannot be unloaded while this module is loaded), and
  * exposes the answers in debugfs msi_query_test/answers:
  *
  *   <bdf> ret=<1|0|-errno> <the verdict line the query wrote>
- *   or, when msi_isolation is not loaded:
- *   unavailable
  *
  * tests/guest/msi_isolation_test.c compares them with the module's own view.
  */
@@ -22,22 +20,14 @@ static struct dentry *dir;
 
 static int answers_show(struct seq_file *m, void *unused)
 {
-	int (*query)(struct device *dev, char *why, size_t len);
 	struct pci_dev *pdev = NULL;
 	char *why;
 
-	query = symbol_get(armsi_msi_isolation_query);
-	if (!query) {
-		seq_puts(m, "unavailable\n");
-		return 0;
-	}
 	why = kmalloc(512, GFP_KERNEL);
-	if (!why) {
-		symbol_put(armsi_msi_isolation_query);
+	if (!why)
 		return -ENOMEM;
-	}
 	for_each_pci_dev(pdev) {
-		int ret = query(&pdev->dev, why, 512);
+		int ret = armsi_msi_isolation_query(&pdev->dev, why, 512);
 
 		seq_printf(m, "%s ret=%d %s\n", pci_name(pdev), ret, ret >= 0 ? why : "");
 	}
@@ -45,12 +35,11 @@ static int answers_show(struct seq_file *m, void *unused)
 	pdev = pci_get_device(PCI_ANY_ID, PCI_ANY_ID, NULL);
 	if (pdev) {
 		why[8] = 'X';
-		query(&pdev->dev, why, 8);
+		armsi_msi_isolation_query(&pdev->dev, why, 8);
 		seq_printf(m, "truncated=%s len=%zu\n", why, strlen(why));
 		pci_dev_put(pdev);
 	}
 	kfree(why);
-	symbol_put(armsi_msi_isolation_query);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(answers);
