@@ -129,10 +129,12 @@ u64 t1x_iova_to_phys(struct iommu_domain *domain, u64 iova);
  * @group: the IOMMU group
  * @out: array of @max physical page addresses
  * @max: its capacity
+ * @unknown: receives how many devices have an MSI domain whose doorbell
+ *           could not be read (no device-tree node for it, as on ACPI)
  *
  * Return: the number of distinct pages found (only the first @max written).
  */
-int t1x_group_doorbells(struct iommu_group *group, u64 *out, u32 max);
+int t1x_group_doorbells(struct iommu_group *group, u64 *out, u32 max, u32 *unknown);
 
 /* iommu_map() with GFP_KERNEL; @prot: 1 read, 2 write. */
 int t1x_map(struct iommu_domain *domain, u64 iova, u64 paddr, u64 size, int prot);

@@ -70,6 +70,23 @@ pub struct ApertureContext<'a> {
     pub doorbell_pages: u64,
 }
 
+/// How many doorbell pages the MSI cookie may hand out for a container's
+/// devices: one per distinct known doorbell page (`known` may repeat a
+/// page), plus one per device with an MSI domain whose doorbell could not be
+/// read (an MSI controller found otherwise than through the device tree, as
+/// on ACPI). A device's MSIs all go through one controller, so that is an
+/// upper bound, and an aperture that fits it never lets the cookie's bump
+/// allocator map a doorbell past its end.
+pub fn doorbell_pages(known: &[u64], unknown_devices: u64) -> u64 {
+    let distinct = known
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| !known[..*i].contains(p))
+        .count();
+    // CAST: a count of elements of a slice fits u64.
+    (distinct as u64).saturating_add(unknown_devices)
+}
+
 /// Checks `VFIO_TYPE1X_SET_MSI_APERTURE`'s argument; returns the aperture.
 pub fn check_aperture(
     argsz: u32,

@@ -41,6 +41,7 @@ use kernel::{
 use crate::{
     aperture::{
         check_aperture,
+        doorbell_pages,
         ApertureContext,
         ApertureRefusal,
         APERTURE_MINSZ, //
@@ -498,7 +499,8 @@ impl Inner {
     /// distinct doorbell pages their devices need.
     fn aperture_needs(&self, joining: Option<&Group>) -> Result<(KVec<Range>, u64)> {
         let mut reserved = KVec::new();
-        let mut doorbells = KVec::<u64>::new();
+        let mut known = KVec::<u64>::new();
+        let mut unknown = 0u64;
         let groups = self.domains.iter().flat_map(|d| d.groups.iter());
         for g in Iterator::chain(groups, joining) {
             for (r, kind) in g.regions()?.iter() {
@@ -506,14 +508,11 @@ impl Inner {
                     reserved.push(*r, GFP_KERNEL)?;
                 }
             }
-            for db in g.doorbells()?.iter() {
-                if !doorbells.contains(db) {
-                    doorbells.push(*db, GFP_KERNEL)?;
-                }
-            }
+            let (pages, unread) = g.doorbells()?;
+            known.extend_from_slice(&pages, GFP_KERNEL)?;
+            unknown += u64::from(unread);
         }
-        // CAST: a handful of MSI controllers.
-        Ok((reserved, doorbells.len() as u64))
+        Ok((reserved, doorbell_pages(&known, unknown)))
     }
 
     /// The doorbell pages mapped in the aperture now, `(iova, phys)`, in

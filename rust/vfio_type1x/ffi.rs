@@ -70,7 +70,12 @@ extern "C" {
     fn t1x_unpin(pfn: u64, npages: u64, dirty: c_int);
     fn t1x_map(domain: *mut RawDomain, iova: u64, paddr: u64, size: u64, prot: c_int) -> c_int;
     fn t1x_iova_to_phys(domain: *mut RawDomain, iova: u64) -> u64;
-    fn t1x_group_doorbells(group: *mut RawGroup, out: *mut u64, max: u32) -> c_int;
+    fn t1x_group_doorbells(
+        group: *mut RawGroup,
+        out: *mut u64,
+        max: u32,
+        unknown: *mut u32,
+    ) -> c_int;
     fn t1x_unmap(domain: *mut RawDomain, iova: u64, size: u64) -> u64;
     fn t1x_cond_resched();
 }
@@ -204,7 +209,10 @@ pub(crate) unsafe fn unpin(pfn: u64, npages: u64, dirty: bool) {
 ///
 /// `fill` writes at most `max` initialised entries at `out` and returns
 /// their total count, which may exceed `max` (then nothing is assumed).
-unsafe fn fill_vec<T>(mut cap: usize, fill: impl Fn(*mut T, u32) -> c_int) -> Result<KVec<T>> {
+unsafe fn fill_vec<T>(
+    mut cap: usize,
+    mut fill: impl FnMut(*mut T, u32) -> c_int,
+) -> Result<KVec<T>> {
     loop {
         let mut v = KVec::<T>::with_capacity(cap, GFP_KERNEL)?;
         let max = u32::try_from(cap).map_err(|_| ENOMEM)?;
@@ -273,11 +281,19 @@ impl Group {
     }
 
     /// The doorbell pages (physical) of the MSI controllers the group's
-    /// devices use.
-    pub(crate) fn doorbells(&self) -> Result<KVec<u64>> {
+    /// devices use, and how many devices have an MSI domain whose doorbell
+    /// could not be read.
+    pub(crate) fn doorbells(&self) -> Result<(KVec<u64>, u32)> {
+        let mut unknown = 0u32;
         // SAFETY: the group is live (type invariant); `t1x_group_doorbells`
-        // writes at most `max` entries and returns how many exist.
-        unsafe { fill_vec(4, |out, max| t1x_group_doorbells(self.0.as_ptr(), out, max)) }
+        // writes at most `max` entries, returns how many exist and writes
+        // the count of unread doorbells to the valid `unknown`.
+        let pages = unsafe {
+            fill_vec(4, |out, max| {
+                t1x_group_doorbells(self.0.as_ptr(), out, max, &mut unknown)
+            })?
+        };
+        Ok((pages, unknown))
     }
 
     /// Are the MSIs of every device in the group isolated? The reason is

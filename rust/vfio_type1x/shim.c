@@ -286,6 +286,7 @@ struct doorbells {
 	u64 *out;
 	u32 max;
 	int n;
+	u32 unknown;
 };
 
 static int add_doorbell(struct device *dev, void *data)
@@ -295,8 +296,12 @@ static int add_doorbell(struct device *dev, void *data)
 	u64 doorbell, page;
 	int i;
 
-	if (armsi_msi_doorbell(dev, &np, &doorbell) == ARMSI_MSI_KIND_NONE || !doorbell)
+	if (armsi_msi_doorbell(dev, &np, &doorbell) == ARMSI_MSI_KIND_NONE || !doorbell) {
+		/* An MSI controller we cannot read the doorbell of (ACPI...). */
+		if (dev_get_msi_domain(dev))
+			db->unknown++;
 		return 0;
+	}
 	page = doorbell & PAGE_MASK;
 	for (i = 0; i < db->n && i < db->max; i++)
 		if (db->out[i] == page)
@@ -307,10 +312,11 @@ static int add_doorbell(struct device *dev, void *data)
 	return 0;
 }
 
-int t1x_group_doorbells(struct iommu_group *group, u64 *out, u32 max)
+int t1x_group_doorbells(struct iommu_group *group, u64 *out, u32 max, u32 *unknown)
 {
 	struct doorbells db = { .out = out, .max = max };
 
 	iommu_group_for_each_dev(group, &db, add_doorbell);
+	*unknown = db.unknown;
 	return db.n;
 }

@@ -2,7 +2,9 @@
 
 //! VFIO_TYPE1X_SET_MSI_APERTURE validation: one refusal per cause.
 
-use armsi_logic::aperture::{check_aperture, ApertureContext, ApertureRefusal as Why};
+use armsi_logic::aperture::{
+    check_aperture, doorbell_pages, ApertureContext, ApertureRefusal as Why,
+};
 use armsi_logic::iova::Range;
 
 fn r(start: u64, last: u64) -> Range {
@@ -147,5 +149,29 @@ fn attach_checks_the_aperture_for_the_joining_group() {
     assert_eq!(
         check_attach(ap, 0x1000, &[r(0x800_2000, 0x800_2fff)], 1),
         Ok(())
+    );
+}
+
+#[test]
+fn doorbells_not_read_from_the_device_tree_count_a_page_each() {
+    // Known doorbells count once per distinct page, however many devices
+    // (and groups) share them.
+    assert_eq!(doorbell_pages(&[], 0), 0);
+    assert_eq!(doorbell_pages(&[0x808_0000, 0x808_0000, 0x909_0000], 0), 2);
+    // A device whose MSI controller could not be read (ACPI) may need a page
+    // of its own: counted, so the aperture check cannot under-count.
+    assert_eq!(doorbell_pages(&[0x808_0000], 3), 4);
+    assert_eq!(doorbell_pages(&[], u64::MAX), u64::MAX);
+    // Such a count refuses an aperture too small for it.
+    let no = |_: Range| false;
+    let mut c = cx(&no);
+    c.doorbell_pages = doorbell_pages(&[0x808_0000], 2);
+    assert_eq!(
+        check_aperture(24, 0, 0x1000_0000, 0x2000, &c),
+        Err(Why::TooSmall)
+    );
+    assert_eq!(
+        check_aperture(24, 0, 0x1000_0000, 0x3000, &c).map(|r| r.last),
+        Ok(0x1000_2fff)
     );
 }
