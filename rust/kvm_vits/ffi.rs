@@ -15,6 +15,10 @@ use kernel::{
         c_void, //
     },
     prelude::*,
+    sync::{
+        Arc,
+        ArcBorrow, //
+    },
     types::ForeignOwnable, //
 };
 
@@ -210,8 +214,6 @@ impl Lpi {
     }
 }
 
-type ItsBox = Pin<KBox<Its>>;
-
 /// `kvm_device_ops.create`: a new ITS of `kvm`.
 ///
 /// # Safety
@@ -224,10 +226,10 @@ pub(crate) unsafe extern "C" fn kvits_rs_create(kvm: *mut RawKvm) -> *mut c_void
         return core::ptr::null_mut();
     };
     // INVARIANT: per the contract the VM outlives the ITS.
-    let Ok(its) = KBox::pin_init(Its::new(Kvm(kvm)), GFP_KERNEL_ACCOUNT) else {
+    let Ok(its) = Arc::pin_init(Its::new(Kvm(kvm)), GFP_KERNEL_ACCOUNT) else {
         return core::ptr::null_mut();
     };
-    if its.as_ref().register().is_err() {
+    if its.register().is_err() {
         its.destroy();
         return core::ptr::null_mut();
     }
@@ -242,7 +244,7 @@ pub(crate) unsafe extern "C" fn kvits_rs_create(kvm: *mut RawKvm) -> *mut c_void
 #[no_mangle]
 pub(crate) unsafe extern "C" fn kvits_rs_destroy(its: *mut c_void) {
     // SAFETY: per the contract `its` is ours and released once.
-    let its = unsafe { ItsBox::from_foreign(its) };
+    let its = unsafe { Arc::<Its>::from_foreign(its) };
     its.destroy();
 }
 
@@ -251,9 +253,9 @@ pub(crate) unsafe extern "C" fn kvits_rs_destroy(its: *mut c_void) {
 /// # Safety
 ///
 /// `its` came from [`kvits_rs_create`] and is not destroyed yet.
-unsafe fn its<'a>(its: *mut c_void) -> Pin<&'a Its> {
-    // SAFETY: per the contract `its` is live.
-    unsafe { ItsBox::borrow(its) }
+unsafe fn its<'a>(its: *mut c_void) -> ArcBorrow<'a, Its> {
+    // SAFETY: per the contract `its` came from `into_foreign` and is live.
+    unsafe { Arc::<Its>::borrow(its) }
 }
 
 /// A guest read of the ITS frame at `offset`.

@@ -15,7 +15,15 @@ use core::{
     },
 };
 
-use kernel::{alloc::kvec::InsertError, new_mutex, prelude::*, sync::Mutex};
+use kernel::{
+    alloc::kvec::InsertError,
+    new_mutex,
+    prelude::*,
+    sync::{
+        Arc,
+        Mutex, //
+    }, //
+};
 
 use crate::{
     cache::TranslationCache,
@@ -187,16 +195,19 @@ kernel::sync::global_lock! {
     };
 }
 
-/// The ITSes alive now, for debugfs.
+/// The ITSes alive now, for debugfs: each entry is (id, a reference to the
+/// ITS), as Rust Binder's context list holds its contexts.
 ///
 /// # Invariants
 ///
-/// Each address in `list` is that of a live, pinned [`Its`]: added once the
-/// ITS is pinned, removed under the lock before it is dropped. Each entry
-/// is (id, address), ids unique and increasing along the list (ITSes are
-/// appended with `next_id`, which only grows).
+/// An ITS is listed from [`Its::register`] until [`Its::destroy`], which
+/// KVM calls while the VM still exists: so a listed ITS's VM is alive. The
+/// list's references are never cloned out of it (readers borrow them under
+/// the lock), so an ITS is freed when `destroy` drops the device's. Ids are
+/// unique and increase along the list (ITSes are appended with `next_id`,
+/// which only grows).
 pub(crate) struct Registry {
-    list: KVec<(u64, usize)>,
+    list: KVec<(u64, Arc<Its>)>,
     next_id: u64,
 }
 
@@ -206,20 +217,15 @@ impl Registry {
     fn next_after(&self, after: Option<u64>) -> Option<(u64, &Its)> {
         let i = match after {
             None => 0,
-            Some(a) => self.list.partition_point(|&(id, _)| id <= a),
+            Some(a) => self.list.partition_point(|(id, _)| *id <= a),
         };
-        let &(id, addr) = self.list.get(i)?;
-        // SAFETY: by the invariant `addr` is a live ITS, and it stays alive
-        // while the lock behind `&self` is held.
-        Some((id, unsafe { &*(addr as *const Its) }))
+        self.list.get(i).map(|(id, its)| (*id, &**its))
     }
 
     /// The live ITS with id `id`, if it still exists.
     fn by_id(&self, id: u64) -> Option<&Its> {
-        let i = self.list.binary_search_by_key(&id, |&(id, _)| id).ok()?;
-        let &(_, addr) = self.list.get(i)?;
-        // SAFETY: as in `next_after`.
-        Some(unsafe { &*(addr as *const Its) })
+        let i = self.list.binary_search_by_key(&id, |(id, _)| *id).ok()?;
+        self.list.get(i).map(|(_, its)| &**its)
     }
 }
 
@@ -447,29 +453,31 @@ impl Its {
         }
     }
 
-    /// List the pinned ITS for debugfs.
-    pub(crate) fn register(self: Pin<&Self>) -> Result {
-        let addr = &*self as *const Its as usize;
+    /// List the ITS for debugfs.
+    pub(crate) fn register(self: &Arc<Self>) -> Result {
         let mut reg = REGISTRY.lock();
         let id = reg.next_id;
-        // INVARIANT: `self` is pinned; `destroy` removes it before dropping.
-        // `id` is above every id in the list.
-        reg.list.push((id, addr), GFP_KERNEL)?;
+        // INVARIANT: `destroy` removes the entry; `id` is above every id in
+        // the list.
+        reg.list.push((id, self.clone()), GFP_KERNEL)?;
         reg.next_id += 1;
         drop(reg);
         CREATED.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Free every device, event and collection (the VM is dying).
-    pub(crate) fn destroy(self: Pin<KBox<Self>>) {
-        let addr = &*self as *const Its as usize;
-        {
+    /// Free every device, event and collection (the VM is dying), and the
+    /// ITS itself with the device's reference.
+    pub(crate) fn destroy(self: Arc<Self>) {
+        let listed = {
             let mut reg = REGISTRY.lock();
-            if let Some(i) = reg.list.iter().position(|&(_, a)| a == addr) {
-                let _ = reg.list.remove(i);
-            }
-        }
+            reg.list
+                .iter()
+                .position(|(_, its)| Arc::ptr_eq(its, &self))
+                .and_then(|i| reg.list.remove(i).ok())
+        };
+        // The registry's reference goes outside its lock.
+        drop(listed);
         let mut env = self.env();
         self.model.lock().destroy(&mut env);
         let c = self.cache.stats();
