@@ -16,7 +16,9 @@ kernel_paths "$variant"
 mkdir -p "$top/build"
 
 peer="$CACHE/peer-$(basename "$kdir")"
-if [ ! -f "$peer/.done" ]; then
+# The upstream tests we take; a change of the list rebuilds the cache.
+vfio_tests="vfio_dma_mapping_test vfio_dma_mapping_mmio_test vfio_pci_driver_test vfio_pci_device_test"
+if [ "$(cat "$peer/.done" 2>/dev/null)" != "$vfio_tests" ]; then
 	start=$(date +%s)
 	echo "[guest-tests] building the upstream KVM and VFIO selftests into $peer" >&2
 	rm -rf "$peer"; mkdir -p "$peer/kvm-build" "$peer/vfio-build" "$peer/kvm" "$peer/vfio"
@@ -27,12 +29,12 @@ if [ ! -f "$peer/.done" ]; then
 	cp "$peer/kvm-build/arm64/vgic_its_save" "$peer/kvm-build/arm64/vgic_lpi_stress" "$peer/kvm/"
 	make -s -C "$KSRC/tools/testing/selftests/vfio" "${common[@]}" \
 		LDFLAGS="-static -L/usr/lib/aarch64-linux-gnu" OUTPUT="$peer/vfio-build" >&2
-	for t in vfio_dma_mapping_test vfio_pci_driver_test vfio_pci_device_test; do
+	for t in $vfio_tests; do
 		cp "$peer/vfio-build/$t" "$peer/vfio/"
 	done
 	# kvm-build stays: our own KVM tests (below) link against its libkvm.
 	rm -rf "$peer/vfio-build"
-	touch "$peer/.done"
+	echo "$vfio_tests" > "$peer/.done"
 	echo "[guest-tests] peer suites built in $(( $(date +%s) - start )) s" >&2
 fi
 ln -sfn "$peer" "$top/build/peer"

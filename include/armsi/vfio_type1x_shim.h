@@ -107,18 +107,46 @@ int t1x_account(struct mm_struct *mm, u64 npages, int inc);
 /**
  * t1x_pin() - pin user pages of the calling process for long-term DMA
  * @vaddr: first user address (page aligned)
- * @npages: number of pages
+ * @npages: number of pages wanted
  * @write: pin for writing too
- * @pfns: receives @npages page frame numbers
+ * @pfns: receives up to @npages page frame numbers
+ * @charged: receives how many of them count against RLIMIT_MEMLOCK (not
+ *           reserved pages, whose pins are dropped at once: upstream's
+ *           is_invalid_reserved_pfn() rule)
  *
- * All or nothing: on failure nothing stays pinned.
+ * Pins a prefix of the range, as pin_user_pages_remote() does for upstream.
  *
- * Return: 0 or a negative errno (-EFAULT for an unmapped address).
+ * Return: how many pages from @vaddr are pinned (1 to @npages), or a
+ * negative errno with nothing pinned (-EFAULT for an address without
+ * pages, a VM_PFNMAP mapping among them).
  */
-int t1x_pin(u64 vaddr, u64 npages, int write, u64 *pfns);
+long t1x_pin(u64 vaddr, u64 npages, int write, u64 *pfns, u64 *charged);
 
-/* Unpins @npages physically contiguous pages from @pfn, dirtying them if asked. */
-void t1x_unpin(u64 pfn, u64 npages, int dirty);
+/**
+ * t1x_pfnmap() - the device memory a VM_PFNMAP mapping (a BAR mmap) of the
+ * calling process has at @vaddr, as vfio_iommu_type1's vaddr_get_pfns()
+ * finds it when pinning fails (faulting the PTE in if need be)
+ * @vaddr: user address (page aligned)
+ * @npages: most pages wanted
+ * @write: the mapping must be writable
+ * @pfn: receives the first page frame number
+ *
+ * Return: how many physically contiguous pfns from *@pfn the mapping's
+ * page-table entry covers (at most @npages); 0 when @vaddr is not in a
+ * VM_PFNMAP mapping; -EFAULT when the entry is read-only but @write, or
+ * names memory with struct pages (not reserved); another negative errno
+ * from faulting it in.
+ */
+long t1x_pfnmap(u64 vaddr, u64 npages, int write, u64 *pfn);
+
+/**
+ * t1x_unpin() - unpin what t1x_pin() left pinned in @npages physically
+ * contiguous pages from @pfn, dirtying them if asked; pfns without struct
+ * pages (device memory) or reserved are skipped
+ *
+ * Return: how many pages were unpinned.
+ */
+u64 t1x_unpin(u64 pfn, u64 npages, int dirty);
 
 /* iommu_iova_to_phys(): the physical address @iova maps, 0 if none. */
 u64 t1x_iova_to_phys(struct iommu_domain *domain, u64 iova);

@@ -56,7 +56,7 @@ use crate::{
         Domain,
         Group,
         Mm,
-        PinnedPages, //
+        Pfns, //
     },
     iova::{
         self,
@@ -191,10 +191,11 @@ impl Drop for DomainEntry {
     }
 }
 
-/// One `MAP_DMA` mapping: pinned user pages mapped at an IOVA range in
-/// every domain of the container. As upstream, nothing is kept per page:
-/// the pages are recorded only in the domains' page tables, and unmapping
-/// walks the first domain to find what to unpin.
+/// One `MAP_DMA` mapping: pinned user pages (or device memory, for a BAR
+/// mmap) mapped at an IOVA range in every domain of the container. As
+/// upstream, nothing is kept per page: the pages are recorded only in the
+/// domains' page tables, and unmapping walks the first domain to find what
+/// to unpin.
 struct Dma {
     /// The IOVA range.
     iova: Range,
@@ -203,12 +204,9 @@ struct Dma {
     write: bool,
     /// The process whose locked memory the pages are charged to.
     mm: Mm,
-}
-
-impl Dma {
-    fn pages(&self) -> u64 {
-        (self.iova.last - self.iova.start + 1) / PAGE
-    }
+    /// How many pages are charged to it: upstream's count, which leaves
+    /// out device memory and reserved pages.
+    locked: u64,
 }
 
 /// The fields of [`Container`] protected by its mutex.
@@ -216,8 +214,9 @@ impl Dma {
 /// # Invariants
 ///
 /// Every [`Dma`] in `dmas` is mapped in every domain of `domains`, to pages
-/// pinned once for it and charged to its `mm`; the first domain's page
-/// table is the record of those pins. `dmas` is empty when `domains` is.
+/// pinned once for it (but reserved pages and device memory, which hold no
+/// pin) and charged to its `mm`; the first domain's page table is the
+/// record of those pins. `dmas` is empty when `domains` is.
 struct Inner {
     domains: KVec<DomainEntry>,
     /// The mappings, keyed by their *last* IOVA, so that the first entry at
@@ -346,8 +345,9 @@ impl Inner {
             for &(pfn, pages) in &runs[..n] {
                 // SAFETY: by the invariant of `Inner` (and `pin_map`'s use of
                 // this function) the first domain mapped these pages for a
-                // mapping that owns their pins; they are now unmapped from
-                // every domain, and unpinned here once.
+                // mapping that owns their pins (device memory and reserved
+                // pages have none, and `unpin` skips them); they are now
+                // unmapped from every domain, and unpinned here once.
                 unsafe { ffi::unpin(pfn, pages, dirty) };
             }
             ffi::cond_resched();
@@ -357,7 +357,7 @@ impl Inner {
     /// Unmaps, unpins and refunds one mapping taken out of `dmas`.
     fn release_dma(&self, dma: Dma) {
         self.unmap_unpin(dma.iova, dma.write);
-        dma.mm.refund(dma.pages());
+        dma.mm.refund(dma.locked);
     }
 
     /// Unmaps, unpins and refunds every mapping.
@@ -379,8 +379,9 @@ impl Inner {
         };
         for (_, dma) in self.dmas.iter() {
             for (iova, pa, len) in mapped_runs(&first.domain, dma.iova) {
-                // SAFETY: the pages are pinned for `dma` and stay so while
-                // any domain maps them: `release_dma` unmaps them from every
+                // SAFETY: the pages are pinned for `dma` (or are device
+                // memory or reserved, never freed) and stay so while any
+                // domain maps them: `release_dma` unmaps them from every
                 // domain before unpinning, and a failed replay frees
                 // `domain` before anything is unpinned.
                 unsafe { domain.map(iova, pa, len, dma.read, dma.write) }?;
@@ -390,15 +391,17 @@ impl Inner {
         Ok(())
     }
 
-    /// Maps one pinned batch at `iova` in every domain; on failure unmaps
-    /// what it mapped of the batch and returns the error (dropping `pinned`
-    /// then unpins it).
-    fn map_pinned(&self, iova: u64, pinned: &PinnedPages, read: bool, write: bool) -> Result {
+    /// Maps one batch at `iova` in every domain; on failure unmaps what it
+    /// mapped of the batch and returns the error (dropping `pinned` then
+    /// unpins it).
+    fn map_pinned(&self, iova: u64, pinned: &Pfns, read: bool, write: bool) -> Result {
         for (i, d) in self.domains.iter().enumerate() {
             let mut at = iova;
             for (pfn, n) in pinned.runs() {
-                // SAFETY: the pages are pinned by `pinned`; if mapping fails
-                // they are unmapped below before `pinned` unpins them, and
+                // SAFETY: the pages are pinned by `pinned` (or are device
+                // memory of the caller's mapping, or reserved pages, neither
+                // ever freed to the page allocator); if mapping fails they
+                // are unmapped below before `pinned` unpins them, and
                 // otherwise `keep()` hands the pins to the mapping, whose
                 // removal unmaps before unpinning.
                 let r = unsafe { d.domain.map(at, pfn * PAGE, n * PAGE, read, write) };
@@ -417,37 +420,61 @@ impl Inner {
         Ok(())
     }
 
-    /// Pins the pages of `req` in batches of [`PIN_BATCH`] and maps each
-    /// batch into every domain as it goes. All or nothing: on failure what
-    /// was mapped is unmapped and unpinned.
-    fn pin_map(&self, req: &MapRequest) -> Result {
+    /// Pins the pages of `req` in batches of at most [`PIN_BATCH`] pages
+    /// (device memory of a `VM_PFNMAP` mapping in runs instead, unpinned),
+    /// charges each batch to `mm` and maps it into every domain as it goes,
+    /// as upstream's `vfio_pin_pages_remote()` loop. All or nothing: on
+    /// failure what was mapped is unmapped, unpinned and refunded. Returns
+    /// how many pages it charged.
+    fn pin_map(&self, req: &MapRequest, mm: &Mm) -> Result<u64> {
         let size = req.iova.last - req.iova.start + 1;
         let mut done = 0;
+        let mut locked = 0;
         let mut res = Ok(());
         while done < size {
             let n = ((size - done) / PAGE).min(PIN_BATCH);
             // `check_map` made sure `vaddr + size` does not wrap.
-            res = ffi::pin(req.vaddr + done, req.write, n).and_then(|p| {
-                self.map_pinned(req.iova.start + done, &p, req.read, req.write)?;
-                p.keep();
-                Ok(())
-            });
+            res = ffi::get_pfns(req.vaddr + done, req.write, n)
+                .and_then(|p| {
+                    let charge = match &p {
+                        Pfns::Pinned(pinned) => pinned.charged(),
+                        Pfns::Device { .. } => 0,
+                    };
+                    mm.charge(charge)?;
+                    if let Err(e) = self.map_pinned(req.iova.start + done, &p, req.read, req.write)
+                    {
+                        mm.refund(charge);
+                        return Err(e);
+                    }
+                    locked += charge;
+                    let len = p.len();
+                    if let Pfns::Pinned(pinned) = p {
+                        pinned.keep();
+                    }
+                    Ok(len)
+                })
+                .map(|len| {
+                    done += len * PAGE;
+                });
             if res.is_err() {
                 break;
             }
-            done += n * PAGE;
             ffi::cond_resched();
         }
-        if res.is_err() && done > 0 {
-            self.unmap_unpin(
-                Range {
-                    start: req.iova.start,
-                    last: req.iova.start + done - 1,
-                },
-                req.write,
-            );
+        if let Err(e) = res {
+            if done > 0 {
+                self.unmap_unpin(
+                    Range {
+                        start: req.iova.start,
+                        last: req.iova.start + done - 1,
+                    },
+                    req.write,
+                );
+                mm.refund(locked);
+            }
+            return Err(e);
         }
-        res
+        Ok(locked)
     }
 
     /// The smallest page size offered.
@@ -927,19 +954,15 @@ impl Container {
             return Err(EINVAL);
         }
         inner.may_map(req.iova)?;
-        let npages = (req.iova.last - req.iova.start + 1) / PAGE;
         let mm = Mm::current()?;
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
-        mm.charge(npages)?;
-        if let Err(e) = inner.pin_map(&req) {
-            mm.refund(npages);
-            return Err(e);
-        }
+        let locked = inner.pin_map(&req, &mm)?;
         let dma = Dma {
             iova: req.iova,
             read: req.read,
             write: req.write,
             mm,
+            locked,
         };
         // INVARIANT: `pin_map` mapped the pinned pages in every domain.
         inner.dmas.insert(reservation.into_node(req.iova.last, dma));

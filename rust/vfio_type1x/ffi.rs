@@ -66,8 +66,9 @@ extern "C" {
     fn t1x_mm_current() -> *mut RawMm;
     fn t1x_mm_put(mm: *mut RawMm);
     fn t1x_account(mm: *mut RawMm, npages: u64, inc: c_int) -> c_int;
-    fn t1x_pin(vaddr: u64, npages: u64, write: c_int, pfns: *mut u64) -> c_int;
-    fn t1x_unpin(pfn: u64, npages: u64, dirty: c_int);
+    fn t1x_pin(vaddr: u64, npages: u64, write: c_int, pfns: *mut u64, charged: *mut u64) -> c_long;
+    fn t1x_pfnmap(vaddr: u64, npages: u64, write: c_int, pfn: *mut u64) -> c_long;
+    fn t1x_unpin(pfn: u64, npages: u64, dirty: c_int) -> u64;
     fn t1x_map(domain: *mut RawDomain, iova: u64, paddr: u64, size: u64, prot: c_int) -> c_int;
     fn t1x_iova_to_phys(domain: *mut RawDomain, iova: u64) -> u64;
     fn t1x_group_doorbells(
@@ -131,17 +132,20 @@ impl Drop for Mm {
     }
 }
 
-/// Pages of the calling process pinned for long-term DMA by [`pin`]: their
-/// page frame numbers, in address order. Dropping it unpins them; [`keep`]
-/// hands the pins over to a mapping instead.
+/// Pages of the calling process pinned for long-term DMA by [`get_pfns`]:
+/// their page frame numbers, in address order. Dropping it unpins them;
+/// [`keep`] hands the pins over to a mapping instead.
 ///
 /// # Invariants
 ///
-/// Each pfn in `pfns` is a page pinned once by `t1x_pin` and not unpinned.
+/// Each pfn in `pfns` is a page pinned once by `t1x_pin` and not unpinned,
+/// or a reserved page whose pin `t1x_pin` dropped (which `t1x_unpin`
+/// skips). `charged` of them count against the caller's locked memory.
 ///
 /// [`keep`]: PinnedPages::keep
 pub(crate) struct PinnedPages {
     pfns: KVec<u64>,
+    charged: u64,
 }
 
 impl PinnedPages {
@@ -149,6 +153,12 @@ impl PinnedPages {
     pub(crate) fn len(&self) -> u64 {
         // CAST: a length fits in u64.
         self.pfns.len() as u64
+    }
+
+    /// How many of them are charged to the caller (all but reserved pages,
+    /// as upstream counts them).
+    pub(crate) fn charged(&self) -> u64 {
+        self.charged
     }
 
     /// The runs of physically contiguous pages: `(first pfn, pages)`.
@@ -168,36 +178,93 @@ impl PinnedPages {
 impl Drop for PinnedPages {
     fn drop(&mut self) {
         for (pfn, n) in crate::dma_args::contiguous_runs(&self.pfns) {
-            // SAFETY: by the type invariant these pages are pinned and ours.
+            // SAFETY: by the type invariant these pages are pinned and ours
+            // (or reserved, which `t1x_unpin` skips).
             unsafe { t1x_unpin(pfn, n, 0) };
         }
     }
 }
 
-/// Pins `npages` pages of the calling process from `vaddr` for long-term
-/// DMA, writable if `write`; all or nothing.
-pub(crate) fn pin(vaddr: u64, write: bool, npages: u64) -> Result<PinnedPages> {
+/// What backs the start of a range of the caller's address space.
+pub(crate) enum Pfns {
+    /// Pages, pinned.
+    Pinned(PinnedPages),
+    /// Device memory of a `VM_PFNMAP` mapping (a BAR mmap, for peer-to-peer
+    /// DMA): `pages` physically contiguous pfns from `pfn`, with no struct
+    /// page, so nothing to pin or charge (upstream's `vaddr_get_pfns()`).
+    Device { pfn: u64, pages: u64 },
+}
+
+impl Pfns {
+    /// How many pages from the start of the range.
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Pfns::Pinned(p) => p.len(),
+            Pfns::Device { pages, .. } => *pages,
+        }
+    }
+
+    /// The runs of physically contiguous pages: `(first pfn, pages)`.
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let (pinned, device) = match self {
+            Pfns::Pinned(p) => (Some(p.runs()), None),
+            Pfns::Device { pfn, pages } => (None, Some((*pfn, *pages))),
+        };
+        Iterator::chain(pinned.into_iter().flatten(), device)
+    }
+}
+
+/// What backs up to `npages` pages of the calling process from `vaddr`,
+/// for long-term DMA, writable if `write`: pages pinned (a prefix of the
+/// range, at least one), or else the device memory of a `VM_PFNMAP`
+/// mapping; the error of pinning when it is neither.
+pub(crate) fn get_pfns(vaddr: u64, write: bool, npages: u64) -> Result<Pfns> {
     let n = usize::try_from(npages).map_err(|_| ENOMEM)?;
     let mut pfns = KVec::with_capacity(n, GFP_KERNEL)?;
     pfns.resize(n, 0, GFP_KERNEL)?;
-    // SAFETY: `pfns` is writable for `npages` entries; the shim pins from
-    // the calling process's mm, which is the ioctl caller's, and on failure
-    // leaves nothing pinned.
-    kernel::error::to_result(unsafe {
-        t1x_pin(vaddr, npages, c_int::from(write), pfns.as_mut_ptr())
-    })?;
-    // INVARIANT: the shim pinned every page it listed.
-    Ok(PinnedPages { pfns })
+    let mut charged = 0;
+    // SAFETY: `pfns` is writable for `npages` entries and `charged` is
+    // valid; the shim pins from the calling process's mm, which is the
+    // ioctl caller's, and on failure leaves nothing pinned.
+    let got = unsafe {
+        t1x_pin(
+            vaddr,
+            npages,
+            c_int::from(write),
+            pfns.as_mut_ptr(),
+            &mut charged,
+        )
+    };
+    let Ok(got) = usize::try_from(got) else {
+        // CAST: an errno fits in c_int.
+        let pin_err = Error::from_errno(got as c_int);
+        let mut pfn = 0;
+        // SAFETY: `pfn` is valid; the shim only reads the caller's page
+        // tables.
+        let pages = unsafe { t1x_pfnmap(vaddr, npages, c_int::from(write), &mut pfn) };
+        return match u64::try_from(pages) {
+            Ok(0) => Err(pin_err),
+            Ok(pages) => Ok(Pfns::Device { pfn, pages }),
+            // CAST: as above.
+            Err(_) => Err(Error::from_errno(pages as c_int)),
+        };
+    };
+    pfns.truncate(got.min(n));
+    // INVARIANT: the shim pinned (or, reserved, released) every page it
+    // listed, `charged` of them not reserved.
+    Ok(Pfns::Pinned(PinnedPages { pfns, charged }))
 }
 
-/// Unpins `npages` contiguous pages from `pfn`, dirtying them if `dirty`.
+/// Unpins what [`get_pfns`] pinned in `npages` contiguous pages from `pfn`,
+/// dirtying them if `dirty`; device memory and reserved pages are skipped.
+/// Returns how many pages were unpinned.
 ///
 /// # Safety
 ///
-/// The pages were pinned by [`pin`], their pins were handed over with
-/// [`PinnedPages::keep`], nothing maps them for DMA any more, and they are
-/// unpinned once.
-pub(crate) unsafe fn unpin(pfn: u64, npages: u64, dirty: bool) {
+/// The pages came from [`get_pfns`], their pins (if any) were handed over
+/// with [`PinnedPages::keep`], nothing maps them for DMA any more, and they
+/// are unpinned once.
+pub(crate) unsafe fn unpin(pfn: u64, npages: u64, dirty: bool) -> u64 {
     // SAFETY: per the function's contract.
     unsafe { t1x_unpin(pfn, npages, c_int::from(dirty)) }
 }

@@ -221,12 +221,20 @@ int t1x_account(struct mm_struct *mm, u64 npages, int inc)
 
 #define T1X_PIN_BATCH 512
 
-int t1x_pin(u64 vaddr, u64 npages, int write, u64 *pfns)
+/* drivers/vfio/vfio_iommu_type1.c's test: no struct page, or a reserved one. */
+static bool t1x_pfn_reserved(unsigned long pfn)
+{
+	if (pfn_valid(pfn))
+		return PageReserved(pfn_to_page(pfn));
+	return true;
+}
+
+long t1x_pin(u64 vaddr, u64 npages, int write, u64 *pfns, u64 *charged)
 {
 	unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
 	struct page **pages;
-	u64 done = 0;
-	int ret = 0;
+	u64 done = 0, acct = 0;
+	long ret = 0;
 
 	pages = kmalloc_array(min_t(u64, npages, T1X_PIN_BATCH), sizeof(*pages), GFP_KERNEL);
 	if (!pages)
@@ -237,26 +245,100 @@ int t1x_pin(u64 vaddr, u64 npages, int write, u64 *pfns)
 
 		got = pin_user_pages_fast(vaddr + (done << PAGE_SHIFT), want, flags, pages);
 		if (got <= 0) {
-			ret = got ? got : -EFAULT;
+			if (!done)
+				ret = got ? got : -EFAULT;
 			break;
 		}
-		for (i = 0; i < got; i++)
+		for (i = 0; i < got; i++) {
 			pfns[done + i] = page_to_pfn(pages[i]);
+			/*
+			 * A reserved page is never freed or moved, and upstream
+			 * neither charges nor unpins it: drop its pin now, so that
+			 * no pin outlives the mapping (the zero page takes none).
+			 */
+			if (PageReserved(pages[i]))
+				unpin_user_page(pages[i]);
+			else
+				acct++;
+		}
 		done += got;
+		if (got < want)
+			break;
 	}
 	kfree(pages);
-	if (ret) {
-		u64 i;
+	if (ret)
+		return ret;
+	*charged = acct;
+	return done;
+}
 
-		for (i = 0; i < done; i++)
-			unpin_user_page(pfn_to_page(pfns[i]));
+long t1x_pfnmap(u64 vaddr, u64 npages, int write, u64 *pfn)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	long ret = 0;
+
+	if (!mm)
+		return 0;
+	mmap_read_lock(mm);
+	vaddr = untagged_addr_remote(mm, vaddr);
+retry:
+	vma = vma_lookup(mm, vaddr);
+	if (vma && vma->vm_flags & VM_PFNMAP) {
+		struct follow_pfnmap_args args = { .vma = vma, .address = vaddr };
+
+		/* follow_fault_pfn() of vfio_iommu_type1.c. */
+		ret = follow_pfnmap_start(&args);
+		if (ret) {
+			bool unlocked = false;
+
+			ret = fixup_user_fault(mm, vaddr,
+					       FAULT_FLAG_REMOTE | (write ? FAULT_FLAG_WRITE : 0),
+					       &unlocked);
+			if (unlocked)
+				goto retry;
+			if (!ret)
+				ret = follow_pfnmap_start(&args);
+			if (ret)
+				goto out;
+		}
+		if (write && !args.writable) {
+			ret = -EFAULT;
+		} else if (!t1x_pfn_reserved(args.pfn)) {
+			/* Memory with struct pages mapped by PFN: refused, as upstream. */
+			ret = -EFAULT;
+		} else {
+			u64 epfn = (args.pfn | (~args.addr_mask >> PAGE_SHIFT)) + 1;
+
+			*pfn = args.pfn;
+			ret = min_t(u64, npages, epfn - args.pfn);
+		}
+		follow_pfnmap_end(&args);
 	}
+out:
+	mmap_read_unlock(mm);
 	return ret;
 }
 
-void t1x_unpin(u64 pfn, u64 npages, int dirty)
+u64 t1x_unpin(u64 pfn, u64 npages, int dirty)
 {
-	unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
+	u64 i = 0, done = 0;
+
+	while (i < npages) {
+		u64 run = 0;
+
+		while (i + run < npages && !t1x_pfn_reserved(pfn + i + run))
+			run++;
+		if (run) {
+			unpin_user_page_range_dirty_lock(pfn_to_page(pfn + i), run, dirty);
+			done += run;
+			i += run;
+		} else {
+			/* Device memory, or a reserved page whose pin t1x_pin dropped. */
+			i++;
+		}
+	}
+	return done;
 }
 
 int t1x_map(struct iommu_domain *domain, u64 iova, u64 paddr, u64 size, int prot)
