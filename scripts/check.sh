@@ -6,7 +6,9 @@
 #
 #   host/cargo        the modules' pure logic, `cargo test` in tests/host
 #   host/rustfmt      the module sources are rustfmt-clean (kernel config)
-#   guest/...         the in-guest suite (tests/guest/suite.list) in one boot
+#   guest/...         the in-guest suite (tests/guest/suite.list) in one boot,
+#                     our tests on two more machine shapes, and the nested-VMM
+#                     suite (tests/vmm/suite.list: Debian's QEMU running L2)
 #   harness/...       the harness itself: a failing guest test and a kernel
 #                     WARNING must each fail a run
 #
@@ -56,7 +58,7 @@ fi
 # --- host: formatting -----------------------------------------------------------
 ksrc=$(readlink -f "$CACHE/kernel-$variant")/src
 if out=$(rustfmt --check --edition 2021 --config-path "$ksrc/.rustfmt.toml" \
-		$(find rust -name '*.rs') 2>&1) && (cd tests/host && cargo fmt --check >/dev/null 2>&1); then
+		$(find rust tests/vmm -name '*.rs') 2>&1) && (cd tests/host && cargo fmt --check >/dev/null 2>&1); then
 	ok "host/rustfmt"
 else
 	notok "host/rustfmt"; echo "$out" | head -n 20 | sed 's/^/#   /'
@@ -107,6 +109,30 @@ for shape in gicv2m gicv3-passthrough; do
 		notok "guest/$shape: no summary (see build/logs/check-$shape.log)"
 	fi
 done
+
+# --- guest: a real VMM end to end (tests/vmm) ------------------------------------------
+# Debian's QEMU in the guest runs L2 with edu assigned, through each pair of
+# {vfio_iommu_type1, vfio_type1x} x {KVM's ITS, kvm_vits}. edu's DMA mask is
+# raised so that L2's addresses (RAM at 1 GiB) fit.
+vargs=()
+skip_next=0
+for a in "${vmargs[@]}"; do
+	if [ $skip_next = 1 ]; then skip_next=0; continue; fi
+	case "$a" in --machine|--extra-tests|--devices|--mem) skip_next=1; continue ;; esac
+	vargs+=("$a")
+done
+scripts/vm.py check "${vargs[@]}" --machine gicv3 --vmm --mem 3072 \
+	--devices "edu,dma_mask=0xffffffffff" --tag check-vmm \
+	--summary build/logs/check-vmm.json > build/logs/check-vmm.tap
+rc=$?
+tap_in build/logs/check-vmm.tap
+if [ -f build/logs/check-vmm.json ]; then
+	read -r gp gf gs gprob < <(summary build/logs/check-vmm.json)
+	[ "$gprob" = 0 ] || notok "guest/vmm: $gprob run errors (see build/logs/check-vmm.log)"
+	[ $rc = 0 ] || [ "$gf" != 0 ] || [ "$gprob" != 0 ] || notok "guest/vmm: exit $rc"
+else
+	notok "guest/vmm: no summary (see build/logs/check-vmm.log)"
+fi
 
 # --- the harness tests itself ---------------------------------------------------------
 hargs=("${vmargs[@]}")

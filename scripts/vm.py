@@ -112,6 +112,22 @@ def build_initramfs(args, stage):
     for sub in ("kvm", "vfio"):
         if os.path.isdir(os.path.join(peer, sub)):
             copy_exec(os.path.join(peer, sub), os.path.join(stage, "peer", sub))
+    if args.vmm:
+        # The nested-VMM suite: its scripts and list, L2's kernel (this
+        # one) and initramfs; Debian's QEMU comes as a second archive.
+        vdir = os.path.join(stage, "armsi/vmm")
+        os.makedirs(vdir)
+        for script in ("edu_l2.sh", "compare_logs.sh"):
+            shutil.copy2(os.path.join(TOP, "tests/vmm", script), vdir)
+        shutil.copy2(os.path.join(TOP, "tests/vmm/suite.list"),
+                     os.path.join(stage, "armsi/vmm.list"))
+        l2 = os.path.join(TOP, "build/guest/l2/l2.cpio.gz")
+        if not os.path.exists(l2):
+            sys.exit("vm.py: --vmm: no build/guest/l2/l2.cpio.gz: run scripts/build-guest-tests.sh")
+        os.makedirs(os.path.join(stage, "l2"))
+        shutil.copy2(l2, os.path.join(stage, "l2"))
+        shutil.copy2(os.path.join(kernel_dir(args.variant), "build/arch/arm64/boot/Image"),
+                     os.path.join(stage, "l2"))
     for extra in args.extra_tests:
         if not os.path.isdir(extra):
             sys.exit(f"vm.py: --extra-tests {extra}: not a directory")
@@ -122,6 +138,13 @@ def build_initramfs(args, stage):
                           shell=True, cwd=stage, stdout=subprocess.PIPE, check=True).stdout
     with gzip.open(out, "wb", compresslevel=1) as f:
         f.write(cpio)
+    if args.vmm:
+        # The kernel unpacks concatenated archives in turn.
+        vmm = os.path.join(TOP, "build/vmm/vmm.cpio.gz")
+        if not os.path.exists(vmm):
+            sys.exit("vm.py: --vmm: no build/vmm/vmm.cpio.gz: run scripts/fetch-vmm.sh")
+        with open(out, "ab") as f, open(vmm, "rb") as v:
+            shutil.copyfileobj(v, f)
     return out
 
 
@@ -134,6 +157,8 @@ def qemu_cmd(args, kdir, initrd):
         append += " armsi.only=extra"
     if args.filter:
         append += f" armsi.filter={args.filter}"
+    if args.vmm:
+        append += " armsi.suite=vmm.list"
     cmd = ["qemu-system-aarch64", "-M", machine, "-cpu", "max",
            "-smp", str(args.smp), "-m", str(args.mem), "-nographic", "-no-reboot",
            "-nic", "none", "-kernel", image, "-initrd", initrd, "-append", append]
@@ -266,6 +291,8 @@ def main():
                     help="directory of static aarch64 test programs to run too")
     ap.add_argument("--only-extra", action="store_true", help="run only --extra-tests")
     ap.add_argument("--filter", default="", help="run only suite tests whose name starts so")
+    ap.add_argument("--vmm", action="store_true",
+                    help="pack Debian's QEMU and L2 and run the nested-VMM suite (tests/vmm)")
     ap.add_argument("--modules-dir", default=os.path.join(TOP, "rust"),
                     help="where our built .ko files are (default: rust/)")
     ap.add_argument("--timeout", type=int, default=1800, help="whole-run limit, s")

@@ -1,0 +1,103 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# A real VMM end to end, in the test guest (L1): Debian's own QEMU (/vmm)
+# runs a KVM guest (L2) with edu assigned through vfio-pci, and L2's edu_l2
+# driver raises N MSIs and does a DMA round trip (tests/vmm/l2):
+#
+#   edu_l2.sh upstream|type1x builtin|vits [irqs]
+#
+# "upstream": the kernel's vfio_iommu_type1 serves QEMU's container;
+# "type1x": vfio_type1x (serve_type1=1) does, and must really have served it.
+# "builtin": KVM's own ITS emulates L2's ITS; "vits": kvm_vits does, and must
+# really have created it. Prints TAP; QEMU's stderr is kept in
+# /tmp/vmm/<backend>+<its>.err for compare_logs.sh.
+backend=$1; its=$2; n=${3:-100}
+tag=$backend+$its
+out=/tmp/vmm; mkdir -p $out
+R=/vmm
+L=$R/usr/lib/aarch64-linux-gnu
+t1x=/sys/kernel/debug/vfio_type1x
+vits=/sys/kernel/debug/kvm_vits
+
+step=0
+ok() { step=$((step + 1)); echo "ok $step $*"; }
+notok() { step=$((step + 1)); echo "not ok $step $*"; fail=1; }
+fail=0
+
+echo "TAP version 13"
+bdf=
+for d in /sys/bus/pci/devices/*; do
+	if [ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ]; then
+		bdf=$(basename "$d"); break
+	fi
+done
+[ -n "$bdf" ] || { echo "1..0 # SKIP no edu device"; exit 4; }
+[ -e /dev/kvm ] || { echo "1..0 # SKIP no /dev/kvm (nested virtualization)"; exit 4; }
+[ -x $R/usr/bin/qemu-system-aarch64 ] || { echo "not ok 1 no VMM in /vmm (vm.py --vmm)"; exit 1; }
+
+# The backends under test, and nothing else of ours.
+rmmod vfio_type1x 2>/dev/null
+rmmod kvm_vits 2>/dev/null
+if [ "$backend" = type1x ]; then
+	[ -d /sys/module/msi_isolation ] || insmod /armsi/modules/msi_isolation.ko || exit 1
+	insmod /armsi/modules/vfio_type1x.ko serve_type1=1 || exit 1
+	served0=$(cat $t1x/served)
+fi
+if [ "$its" = vits ]; then
+	insmod /armsi/modules/kvm_vits.ko || exit 1
+	created0=$(cat $vits/created)
+fi
+
+# edu to vfio-pci.
+if [ "$(basename "$(readlink /sys/bus/pci/devices/$bdf/driver 2>/dev/null)")" != vfio-pci ]; then
+	[ -e /sys/bus/pci/devices/$bdf/driver ] && echo $bdf > /sys/bus/pci/devices/$bdf/driver/unbind
+	echo vfio-pci > /sys/bus/pci/devices/$bdf/driver_override
+	echo $bdf > /sys/bus/pci/drivers_probe
+fi
+
+# L2: the same kernel, a busybox initramfs with edu_l2.ko; 384 MiB at 1 GiB.
+start=$(date +%s)
+timeout 600 $L/ld-linux-aarch64.so.1 --library-path $L $R/usr/bin/qemu-system-aarch64 \
+	-L $R/usr/share/qemu -M virt,gic-version=3,its=on -accel kvm -cpu host -smp 1 -m 384 \
+	-display none -monitor none -serial file:$out/$tag.console -no-reboot -nic none \
+	-kernel /l2/Image -initrd /l2/l2.cpio.gz \
+	-append "console=ttyAMA0 panic=-1 rdinit=/init edu_l2.irqs=$n" \
+	-device vfio-pci,host=$bdf > $out/$tag.out 2> $out/$tag.err
+rc=$?
+took=$(( $(date +%s) - start ))
+echo "# QEMU exited with $rc after $took s"
+sed 's/^/# qemu: /' $out/$tag.err | head -n 20
+
+result=$(grep -a 'edu_l2: RESULT' $out/$tag.console | tail -n 1 | sed 's/.*edu_l2: RESULT //')
+if [ -n "$result" ]; then
+	ok "L2 booted and edu_l2 reported: $result"
+else
+	notok "L2 booted and edu_l2 reported (no RESULT line; console tail below)"
+	tail -n 30 $out/$tag.console | sed 's/^/#   /'
+fi
+got=$(echo "$result" | sed -n 's/.*irqs=\([0-9]*\)\/\([0-9]*\).*/\1 \2/p')
+set -- $got
+if [ -n "$got" ] && [ "$1" = "$2" ] && [ "$2" = "$n" ]; then
+	ok "$n/$n MSIs of the assigned edu reached L2"
+else
+	notok "$n/$n MSIs of the assigned edu reached L2 (got ${1:-none}/${2:-none})"
+fi
+case "$result" in
+*"dma=ok"*) ok "edu's DMA round trip through L2's memory" ;;
+*) notok "edu's DMA round trip through L2's memory" ;;
+esac
+if [ "$backend" = type1x ]; then
+	served=$(cat $t1x/served)
+	[ "$served" -gt "$served0" ] && ok "vfio_type1x served QEMU's container" \
+		|| notok "vfio_type1x served QEMU's container (served $served0 -> $served)"
+	rmmod vfio_type1x || notok "vfio_type1x unloads after QEMU exits"
+fi
+if [ "$its" = vits ]; then
+	created=$(cat $vits/created)
+	[ "$created" -gt "$created0" ] && ok "kvm_vits emulated L2's ITS" \
+		|| notok "kvm_vits emulated L2's ITS (created $created0 -> $created)"
+	rmmod kvm_vits || notok "kvm_vits unloads after QEMU exits"
+fi
+echo "1..$step"
+exit $fail
