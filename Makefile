@@ -22,8 +22,12 @@ KMAKE        := $(MAKE) -C $(KDIR) M=$(CURDIR) ARCH=arm64 LLVM=-19 \
 
 # Machine shape for run/check: gicv3 (GICv3 + ITS, default) or gicv2m.
 MACHINE      ?= gicv3
-DEVICES      ?= edu igb
+# edu's DMA mask (28 bits by default) is raised so that a nested guest's
+# addresses (RAM at 1 GiB) fit when edu is assigned to it.
+DEVICES      ?= edu,dma_mask=0xffffffffff igb
 MEM          ?= 2048
+# make run also packs Debian's QEMU and runs a nested guest: more memory.
+RUN_MEM      ?= 3072
 # A directory of the user's own static aarch64 test binaries to run too.
 EXTRA_TESTS  ?=
 
@@ -41,6 +45,7 @@ modules_install:
 clean:
 	$(KMAKE) clean 2>/dev/null || true
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/tests/kmod clean 2>/dev/null || true
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/tests/vmm/l2 clean 2>/dev/null || true
 	rm -rf build tests/host/target
 
 setup:
@@ -60,7 +65,7 @@ run: kernel
 	$(MAKE) modules
 	scripts/build-guest-tests.sh $(VARIANT)
 	scripts/vm.py run --variant $(VARIANT) --machine $(MACHINE) \
-		--devices "$(DEVICES)" --mem $(MEM)
+		--devices "$(DEVICES)" --mem $(RUN_MEM) --vmm
 
 check: kernel
 	$(MAKE) modules
@@ -73,5 +78,5 @@ bench: kernel-perf
 	scripts/bench.sh
 
 fmt:
-	rustfmt --edition 2021 --config-path $(CACHE)/kernel-$(VARIANT)/src/.rustfmt.toml $(shell find rust -name "*.rs")
+	rustfmt --edition 2021 --config-path $(CACHE)/kernel-$(VARIANT)/src/.rustfmt.toml $(shell find rust tests/vmm -name "*.rs")
 	cd tests/host && cargo fmt
