@@ -112,8 +112,11 @@ done
 
 # --- guest: a real VMM end to end (tests/vmm) ------------------------------------------
 # Debian's QEMU in the guest runs L2 with edu assigned, through each pair of
-# {vfio_iommu_type1, vfio_type1x} x {KVM's ITS, kvm_vits}. edu's DMA mask is
-# raised so that L2's addresses (RAM at 1 GiB) fit.
+# {vfio_iommu_type1, vfio_type1x} x {KVM's ITS, kvm_vits}, with a virtio-rng
+# (MSI-X) assigned, and migrates L2 across ITS backends. edu's DMA mask is
+# raised so that L2's addresses (RAM at 1 GiB) fit; the virtio-rng must
+# translate its DMA through the SMMU (iommu_platform=on, modern only), as a
+# real device does, or it writes L1's memory at L2's addresses.
 vargs=()
 skip_next=0
 for a in "${vmargs[@]}"; do
@@ -122,7 +125,8 @@ for a in "${vmargs[@]}"; do
 	vargs+=("$a")
 done
 scripts/vm.py check "${vargs[@]}" --machine gicv3 --vmm --mem 3072 \
-	--devices "edu,dma_mask=0xffffffffff" --tag check-vmm \
+	--devices "edu,dma_mask=0xffffffffff virtio-rng-pci,iommu_platform=on,disable-legacy=on" \
+	--tag check-vmm \
 	--summary build/logs/check-vmm.json > build/logs/check-vmm.tap
 rc=$?
 tap_in build/logs/check-vmm.tap

@@ -117,7 +117,7 @@ def build_initramfs(args, stage):
         # one) and initramfs; Debian's QEMU comes as a second archive.
         vdir = os.path.join(stage, "armsi/vmm")
         os.makedirs(vdir)
-        for script in ("edu_l2.sh", "compare_logs.sh"):
+        for script in ("assign_l2.sh", "compare_logs.sh", "migrate_l2.sh"):
             shutil.copy2(os.path.join(TOP, "tests/vmm", script), vdir)
         shutil.copy2(os.path.join(TOP, "tests/vmm/suite.list"),
                      os.path.join(stage, "armsi/vmm.list"))

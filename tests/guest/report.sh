@@ -31,12 +31,12 @@ if [ -x /vmm/usr/bin/qemu-system-aarch64 ] && [ -e /dev/kvm ]; then
 	echo "  edu is bound to vfio-pci; QEMU's VFIO container is served by vfio_type1x, which"
 	echo "  maps L2's RAM for edu's DMA and the ITS doorbell into its MSI aperture; L2's"
 	echo "  ITS is emulated by kvm_vits. In L2, edu_l2 raises 100 MSIs and does a DMA round trip."
-	/armsi/vmm/edu_l2.sh type1x vits 100 > /tmp/vmm-run.tap 2>&1 &
+	/armsi/vmm/assign_l2.sh edu type1x vits 100 > /tmp/vmm-run.tap 2>&1 &
 	pid=$!
 	shown=0 t=0
 	while kill -0 $pid 2>/dev/null; do
 		sleep 2; t=$((t + 2))
-		last=$(grep -a -v '^\s*$' /tmp/vmm/type1x+vits.console 2>/dev/null | tail -n 1 \
+		last=$(grep -a -v '^\s*$' /tmp/vmm/edu-type1x+vits.console 2>/dev/null | tail -n 1 \
 			| sed 's/^\[ *\([0-9]*\)\.[0-9]*\] /L2 at \1 s: /' | cut -c1-72)
 		[ $((t % 6)) = 0 ] && echo "  [${t}s] ${last:-QEMU starting (loading its libraries under TCG)}"
 		if [ $shown = 0 ] && grep -q translation /sys/kernel/debug/kvm_vits/state 2>/dev/null; then
@@ -52,7 +52,7 @@ if [ -x /vmm/usr/bin/qemu-system-aarch64 ] && [ -e /dev/kvm ]; then
 	sed -n 's/^\(not ok\|ok\) [0-9]* /  \1: /p; s/^# QEMU exited/  QEMU exited/p' /tmp/vmm-run.tap
 	[ $rc = 0 ] && echo "  => edu's MSIs and DMA reached the nested guest through our three modules" \
 		|| echo "  => FAILED (rc=$rc); see the lines above"
-	# edu_l2.sh unloads what it loaded: back to the state above.
+	# assign_l2.sh unloads what it loaded: back to the state above.
 	insmod /armsi/modules/vfio_type1x.ko serve_type1=1 2>/dev/null
 	insmod /armsi/modules/kvm_vits.ko 2>/dev/null
 fi

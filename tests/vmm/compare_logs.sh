@@ -3,13 +3,13 @@
 #
 # QEMU must not be able to tell vfio_type1x from vfio_iommu_type1: every
 # line about VFIO that QEMU printed on stderr with vfio_type1x serving its
-# container (edu_l2.sh type1x ...) must also appear with upstream serving it
-# (edu_l2.sh upstream ..., same ITS), and vice versa.
+# container (assign_l2.sh edu type1x ...) must also appear with upstream
+# serving it (assign_l2.sh edu upstream ..., same ITS), and vice versa.
 out=/tmp/vmm
 step=0 fail=0
 echo "TAP version 13"
 for its in builtin vits; do
-	a=$out/upstream+$its.err b=$out/type1x+$its.err
+	a=$out/edu-upstream+$its.err b=$out/edu-type1x+$its.err
 	if [ ! -f "$a" ] || [ ! -f "$b" ]; then
 		step=$((step + 1)); echo "not ok $step QEMU's VFIO messages, $its ITS: missing runs"
 		fail=1; continue

@@ -2,18 +2,23 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # A real VMM end to end, in the test guest (L1): Debian's own QEMU (/vmm)
-# runs a KVM guest (L2) with edu assigned through vfio-pci, and L2's edu_l2
-# driver raises N MSIs and does a DMA round trip (tests/vmm/l2):
+# runs a KVM guest (L2) with a device of the outer machine assigned through
+# vfio-pci:
 #
-#   edu_l2.sh upstream|type1x builtin|vits [irqs]
+#   assign_l2.sh edu|rng upstream|type1x builtin|vits [n]
 #
+# "edu": L2's edu_l2 driver (tests/vmm/l2) raises n MSIs and does a DMA
+# round trip. "rng": a virtio-rng-pci, driven by L2's own virtio drivers
+# (MSI-X, a config and a request vector): L2 reads n x 16 bytes from
+# /dev/hwrng, each request DMA'd into L2's memory by the device and
+# completed by an MSI-X interrupt, counted per vector.
 # "upstream": the kernel's vfio_iommu_type1 serves QEMU's container;
 # "type1x": vfio_type1x (serve_type1=1) does, and must really have served it.
 # "builtin": KVM's own ITS emulates L2's ITS; "vits": kvm_vits does, and must
 # really have created it. Prints TAP; QEMU's stderr is kept in
-# /tmp/vmm/<backend>+<its>.err for compare_logs.sh.
-backend=$1; its=$2; n=${3:-100}
-tag=$backend+$its
+# /tmp/vmm/<dev>-<backend>+<its>.err for compare_logs.sh.
+dev=$1; backend=$2; its=$3; n=${4:-100}
+tag=$dev-$backend+$its
 out=/tmp/vmm; mkdir -p $out
 R=/vmm
 L=$R/usr/lib/aarch64-linux-gnu
@@ -26,13 +31,16 @@ notok() { step=$((step + 1)); echo "not ok $step $*"; fail=1; }
 fail=0
 
 echo "TAP version 13"
+case "$dev" in
+edu) ids="0x1234:0x11e8"; append="l2.test=edu edu_l2.irqs=$n"; marker="edu_l2: RESULT" ;;
+rng) ids="0x1af4:0x1005 0x1af4:0x1044"; append="l2.test=rng l2.reads=$n"; marker="l2_rng: RESULT" ;;
+*) echo "usage: $0 edu|rng upstream|type1x builtin|vits [n]"; exit 2 ;;
+esac
 bdf=
 for d in /sys/bus/pci/devices/*; do
-	if [ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/device")" = 0x11e8 ]; then
-		bdf=$(basename "$d"); break
-	fi
+	case " $ids " in *" $(cat "$d/vendor"):$(cat "$d/device") "*) bdf=$(basename "$d"); break ;; esac
 done
-[ -n "$bdf" ] || { echo "1..0 # SKIP no edu device"; exit 4; }
+[ -n "$bdf" ] || { echo "1..0 # SKIP no $dev device"; exit 4; }
 [ -e /dev/kvm ] || { echo "1..0 # SKIP no /dev/kvm (nested virtualization)"; exit 4; }
 [ -x $R/usr/bin/qemu-system-aarch64 ] || { echo "not ok 1 no VMM in /vmm (vm.py --vmm)"; exit 1; }
 
@@ -49,7 +57,7 @@ if [ "$its" = vits ]; then
 	created0=$(cat $vits/created)
 fi
 
-# edu to vfio-pci.
+# The device to vfio-pci.
 if [ "$(basename "$(readlink /sys/bus/pci/devices/$bdf/driver 2>/dev/null)")" != vfio-pci ]; then
 	[ -e /sys/bus/pci/devices/$bdf/driver ] && echo $bdf > /sys/bus/pci/devices/$bdf/driver/unbind
 	echo vfio-pci > /sys/bus/pci/devices/$bdf/driver_override
@@ -62,31 +70,48 @@ timeout 600 $L/ld-linux-aarch64.so.1 --library-path $L $R/usr/bin/qemu-system-aa
 	-L $R/usr/share/qemu -M virt,gic-version=3,its=on -accel kvm -cpu host -smp 1 -m 384 \
 	-display none -monitor none -serial file:$out/$tag.console -no-reboot -nic none \
 	-kernel /l2/Image -initrd /l2/l2.cpio.gz \
-	-append "console=ttyAMA0 panic=-1 rdinit=/init edu_l2.irqs=$n" \
+	-append "console=ttyAMA0 panic=-1 rdinit=/init $append" \
 	-device vfio-pci,host=$bdf > $out/$tag.out 2> $out/$tag.err
 rc=$?
 took=$(( $(date +%s) - start ))
 echo "# QEMU exited with $rc after $took s"
 sed 's/^/# qemu: /' $out/$tag.err | head -n 20
 
-result=$(grep -a 'edu_l2: RESULT' $out/$tag.console | tail -n 1 | sed 's/.*edu_l2: RESULT //')
+result=$(grep -a "$marker" $out/$tag.console | tail -n 1 | sed "s/.*$marker //")
 if [ -n "$result" ]; then
-	ok "L2 booted and edu_l2 reported: $result"
+	ok "L2 booted and reported: $result"
 else
-	notok "L2 booted and edu_l2 reported (no RESULT line; console tail below)"
+	notok "L2 booted and reported (no RESULT line; console tail below)"
 	tail -n 30 $out/$tag.console | sed 's/^/#   /'
 fi
-got=$(echo "$result" | sed -n 's/.*irqs=\([0-9]*\)\/\([0-9]*\).*/\1 \2/p')
-set -- $got
-if [ -n "$got" ] && [ "$1" = "$2" ] && [ "$2" = "$n" ]; then
-	ok "$n/$n MSIs of the assigned edu reached L2"
+if [ $dev = edu ]; then
+	got=$(echo "$result" | sed -n 's/.*irqs=\([0-9]*\)\/\([0-9]*\).*/\1 \2/p')
+	set -- $got
+	if [ -n "$got" ] && [ "$1" = "$2" ] && [ "$2" = "$n" ]; then
+		ok "$n/$n MSIs of the assigned edu reached L2"
+	else
+		notok "$n/$n MSIs of the assigned edu reached L2 (got ${1:-none}/${2:-none})"
+	fi
+	case "$result" in
+	*"dma=ok"*) ok "edu's DMA round trip through L2's memory" ;;
+	*) notok "edu's DMA round trip through L2's memory" ;;
+	esac
 else
-	notok "$n/$n MSIs of the assigned edu reached L2 (got ${1:-none}/${2:-none})"
+	case "$result" in
+	*"reads=ok"*) ok "L2 read $n x 16 bytes the assigned virtio-rng DMA'd into its memory" ;;
+	*) notok "L2 read $n x 16 bytes the assigned virtio-rng DMA'd into its memory" ;;
+	esac
+	# Per vector: "virtio0-config=0,virtio0-input=37".
+	vecs=$(echo "$result" | sed -n 's/.*irqs=\([^ ]*\).*/\1/p' | tr ',' ' ')
+	nv=0 busy=0
+	for v in $vecs; do
+		nv=$((nv + 1))
+		case "$v" in *config=*) ;; *) [ "${v##*=}" -gt 0 ] && busy=$((busy + 1)) ;; esac
+	done
+	[ $nv -ge 2 ] && [ $busy -ge 1 ] \
+		&& ok "MSI-X: $nv vectors, the request vector took the completions ($vecs)" \
+		|| notok "MSI-X: 2 or more vectors, the request vector took the completions (${vecs:-none})"
 fi
-case "$result" in
-*"dma=ok"*) ok "edu's DMA round trip through L2's memory" ;;
-*) notok "edu's DMA round trip through L2's memory" ;;
-esac
 if [ "$backend" = type1x ]; then
 	served=$(cat $t1x/served)
 	[ "$served" -gt "$served0" ] && ok "vfio_type1x served QEMU's container" \
