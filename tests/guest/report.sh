@@ -31,11 +31,13 @@ if [ -x /vmm/usr/bin/qemu-system-aarch64 ] && [ -e /dev/kvm ]; then
 	echo "  edu is bound to vfio-pci; QEMU's VFIO container is served by vfio_type1x, which"
 	echo "  maps L2's RAM for edu's DMA and the ITS doorbell into its MSI aperture; L2's"
 	echo "  ITS is emulated by kvm_vits. In L2, edu_l2 raises 100 MSIs and does a DMA round trip."
-	/armsi/vmm/assign_l2.sh edu type1x vits 100 > /tmp/vmm-run.tap 2>&1 &
+	# L2 keeps edu's MSI mapped for 5 s after its tests, for the live view.
+	L2_APPEND=edu_l2.hold_ms=5000 /armsi/vmm/assign_l2.sh edu type1x vits 100 \
+		> /tmp/vmm-run.tap 2>&1 &
 	pid=$!
 	shown=0 t=0
 	while kill -0 $pid 2>/dev/null; do
-		sleep 2; t=$((t + 2))
+		sleep 1; t=$((t + 1))
 		last=$(grep -a -v '^\s*$' /tmp/vmm/edu-type1x+vits.console 2>/dev/null | tail -n 1 \
 			| sed 's/^\[ *\([0-9]*\)\.[0-9]*\] /L2 at \1 s: /' | cut -c1-72)
 		[ $((t % 6)) = 0 ] && echo "  [${t}s] ${last:-QEMU starting (loading its libraries under TCG)}"

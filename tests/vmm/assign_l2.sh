@@ -15,7 +15,8 @@
 # "upstream": the kernel's vfio_iommu_type1 serves QEMU's container;
 # "type1x": vfio_type1x (serve_type1=1) does, and must really have served it.
 # "builtin": KVM's own ITS emulates L2's ITS; "vits": kvm_vits does, and must
-# really have created it. Prints TAP; QEMU's stderr is kept in
+# really have created it. $L2_APPEND, if set, is added to L2's command line.
+# Prints TAP; QEMU's stderr is kept in
 # /tmp/vmm/<dev>-<backend>+<its>.err for compare_logs.sh.
 dev=$1; backend=$2; its=$3; n=${4:-100}
 tag=$dev-$backend+$its
@@ -70,7 +71,7 @@ timeout 600 $L/ld-linux-aarch64.so.1 --library-path $L $R/usr/bin/qemu-system-aa
 	-L $R/usr/share/qemu -M virt,gic-version=3,its=on -accel kvm -cpu host -smp 1 -m 384 \
 	-display none -monitor none -serial file:$out/$tag.console -no-reboot -nic none \
 	-kernel /l2/Image -initrd /l2/l2.cpio.gz \
-	-append "console=ttyAMA0 panic=-1 rdinit=/init $append" \
+	-append "console=ttyAMA0 panic=-1 rdinit=/init $append $L2_APPEND" \
 	-device vfio-pci,host=$bdf > $out/$tag.out 2> $out/$tag.err
 rc=$?
 took=$(( $(date +%s) - start ))

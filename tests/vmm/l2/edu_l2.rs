@@ -15,7 +15,9 @@
 //!    each to be counted (it gives up after 3 consecutive misses);
 //! 5. does one DMA round trip through an 8 KiB coherent buffer: the first 4 KiB (a pattern) to
 //!    edu's buffer at device address 0x40000, then back into the second 4 KiB, and compares;
-//! 6. frees the IRQ, then the vector, then the BAR, and prints one line for scripts to grep:
+//! 6. keeps the MSI allocated (and so mapped in the ITS) for `hold_ms` more, so that a live view
+//!    on the host can show it (default 0);
+//! 7. frees the IRQ, then the vector, then the BAR, and prints one line for scripts to grep:
 //!
 //! ```text
 //! edu_l2: RESULT type=msi vectors=1 irqs=<got>/<wanted> dma=<ok|mismatch|timeout|error> dma_addr=<hex>
@@ -132,6 +134,10 @@ kernel::module_pci_driver! {
         irqs: u32 {
             default: 100,
             description: "Interrupts to raise one at a time (default 100)",
+        },
+        hold_ms: u32 {
+            default: 0,
+            description: "Keep the MSI allocated this long after the tests (for live views)",
         },
     },
 }
@@ -346,6 +352,10 @@ fn run(pdev: &pci::Device<Core<'_>>) -> Result<Report, SetupError> {
     let irqs_wanted = module_parameters::irqs.value();
     let irqs_got = irq_test(pdev, &irq, irqs_wanted);
     let (dma, dma_addr, busy_dma) = dma_test(pdev, &bar);
+    let hold_ms = module_parameters::hold_ms.value();
+    if hold_ms > 0 {
+        kernel::time::delay::fsleep(Delta::from_millis(i64::from(hold_ms)));
+    }
 
     let vectors_len = vectors.len();
     // Free the interrupt before its vector, and both before the BAR the handler reads.
