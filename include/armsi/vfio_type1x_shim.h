@@ -114,7 +114,8 @@ int t1x_account(struct mm_struct *mm, u64 npages, int inc);
  *           reserved pages, whose pins are dropped at once: upstream's
  *           is_invalid_reserved_pfn() rule)
  *
- * Pins a prefix of the range, as pin_user_pages_remote() does for upstream.
+ * Pins a prefix of the range (at most 512 pages, one pin_user_pages_fast()
+ * call), as pin_user_pages_remote() does for upstream.
  *
  * Return: how many pages from @vaddr are pinned (1 to @npages), or a
  * negative errno with nothing pinned (-EFAULT for an address without

@@ -232,44 +232,33 @@ static bool t1x_pfn_reserved(unsigned long pfn)
 long t1x_pin(u64 vaddr, u64 npages, int write, u64 *pfns, u64 *charged)
 {
 	unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
+	int want = min_t(u64, npages, T1X_PIN_BATCH);
 	struct page **pages;
-	u64 done = 0, acct = 0;
-	long ret = 0;
+	u64 acct = 0;
+	int got, i;
 
-	pages = kmalloc_array(min_t(u64, npages, T1X_PIN_BATCH), sizeof(*pages), GFP_KERNEL);
+	/* A prefix is all the caller asks for: one batch at most. */
+	pages = kmalloc_array(want, sizeof(*pages), GFP_KERNEL);
 	if (!pages)
 		return -ENOMEM;
-	while (done < npages) {
-		int want = min_t(u64, npages - done, T1X_PIN_BATCH);
-		int got, i;
-
-		got = pin_user_pages_fast(vaddr + (done << PAGE_SHIFT), want, flags, pages);
-		if (got <= 0) {
-			if (!done)
-				ret = got ? got : -EFAULT;
-			break;
-		}
-		for (i = 0; i < got; i++) {
-			pfns[done + i] = page_to_pfn(pages[i]);
-			/*
-			 * A reserved page is never freed or moved, and upstream
-			 * neither charges nor unpins it: drop its pin now, so that
-			 * no pin outlives the mapping (the zero page takes none).
-			 */
-			if (PageReserved(pages[i]))
-				unpin_user_page(pages[i]);
-			else
-				acct++;
-		}
-		done += got;
-		if (got < want)
-			break;
+	got = pin_user_pages_fast(vaddr, want, flags, pages);
+	for (i = 0; i < got; i++) {
+		pfns[i] = page_to_pfn(pages[i]);
+		/*
+		 * A reserved page is never freed or moved, and upstream neither
+		 * charges nor unpins it: drop its pin now, so that no pin
+		 * outlives the mapping (the zero page takes none).
+		 */
+		if (PageReserved(pages[i]))
+			unpin_user_page(pages[i]);
+		else
+			acct++;
 	}
 	kfree(pages);
-	if (ret)
-		return ret;
+	if (got <= 0)
+		return got ? got : -EFAULT;
 	*charged = acct;
-	return done;
+	return got;
 }
 
 long t1x_pfnmap(u64 vaddr, u64 npages, int write, u64 *pfn)
