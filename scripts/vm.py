@@ -117,8 +117,9 @@ def build_initramfs(args, stage):
         # one) and initramfs; Debian's QEMU comes as a second archive.
         vdir = os.path.join(stage, "armsi/vmm")
         os.makedirs(vdir)
-        for script in ("assign_l2.sh", "compare_logs.sh", "migrate_l2.sh"):
-            shutil.copy2(os.path.join(TOP, "tests/vmm", script), vdir)
+        for script in sorted(os.listdir(os.path.join(TOP, "tests/vmm"))):
+            if script.endswith(".sh"):
+                shutil.copy2(os.path.join(TOP, "tests/vmm", script), vdir)
         shutil.copy2(os.path.join(TOP, "tests/vmm/suite.list"),
                      os.path.join(stage, "armsi/vmm.list"))
         l2 = os.path.join(TOP, "build/guest/l2/l2.cpio.gz")

@@ -21,17 +21,9 @@
 dev=$1; backend=$2; its=$3; n=${4:-100}
 tag=$dev-$backend+$its
 out=/tmp/vmm; mkdir -p $out
-R=/vmm
-L=$R/usr/lib/aarch64-linux-gnu
 t1x=/sys/kernel/debug/vfio_type1x
-vits=/sys/kernel/debug/kvm_vits
+. "$(dirname "$0")/lib.sh"
 
-step=0
-ok() { step=$((step + 1)); echo "ok $step $*"; }
-notok() { step=$((step + 1)); echo "not ok $step $*"; fail=1; }
-fail=0
-
-echo "TAP version 13"
 case "$dev" in
 edu) ids="0x1234:0x11e8"; append="l2.test=edu edu_l2.irqs=$n"; marker="edu_l2: RESULT" ;;
 rng) ids="0x1af4:0x1005 0x1af4:0x1044"; append="l2.test=rng l2.reads=$n"; marker="l2_rng: RESULT" ;;
@@ -41,21 +33,17 @@ bdf=
 for d in /sys/bus/pci/devices/*; do
 	case " $ids " in *" $(cat "$d/vendor"):$(cat "$d/device") "*) bdf=$(basename "$d"); break ;; esac
 done
+vmm_start_tap
 [ -n "$bdf" ] || { echo "1..0 # SKIP no $dev device"; exit 4; }
-[ -e /dev/kvm ] || { echo "1..0 # SKIP no /dev/kvm (nested virtualization)"; exit 4; }
-[ -x $R/usr/bin/qemu-system-aarch64 ] || { echo "not ok 1 no VMM in /vmm (vm.py --vmm)"; exit 1; }
 
 # The backends under test, and nothing else of ours.
 rmmod vfio_type1x 2>/dev/null
-rmmod kvm_vits 2>/dev/null
+its_backend $its || exit 1
+created0=$(vits_created)
 if [ "$backend" = type1x ]; then
 	[ -d /sys/module/msi_isolation ] || insmod /armsi/modules/msi_isolation.ko || exit 1
 	insmod /armsi/modules/vfio_type1x.ko serve_type1=1 || exit 1
 	served0=$(cat $t1x/served)
-fi
-if [ "$its" = vits ]; then
-	insmod /armsi/modules/kvm_vits.ko || exit 1
-	created0=$(cat $vits/created)
 fi
 
 # The device to vfio-pci.
@@ -67,12 +55,8 @@ fi
 
 # L2: the same kernel, a busybox initramfs with edu_l2.ko; 384 MiB at 1 GiB.
 start=$(date +%s)
-timeout 600 $L/ld-linux-aarch64.so.1 --library-path $L $R/usr/bin/qemu-system-aarch64 \
-	-L $R/usr/share/qemu -M virt,gic-version=3,its=on -accel kvm -cpu host -smp 1 -m 384 \
-	-display none -monitor none -serial file:$out/$tag.console -no-reboot -nic none \
-	-kernel /l2/Image -initrd /l2/l2.cpio.gz \
-	-append "console=ttyAMA0 panic=-1 rdinit=/init $append $L2_APPEND" \
-	-device vfio-pci,host=$bdf > $out/$tag.out 2> $out/$tag.err
+l2_qemu $out/$tag "$append $L2_APPEND" -monitor none -device vfio-pci,host=$bdf &
+wait_bounded $! 600
 rc=$?
 took=$(( $(date +%s) - start ))
 echo "# QEMU exited with $rc after $took s"
@@ -120,7 +104,7 @@ if [ "$backend" = type1x ]; then
 	rmmod vfio_type1x || notok "vfio_type1x unloads after QEMU exits"
 fi
 if [ "$its" = vits ]; then
-	created=$(cat $vits/created)
+	created=$(vits_created)
 	[ "$created" -gt "$created0" ] && ok "kvm_vits emulated L2's ITS" \
 		|| notok "kvm_vits emulated L2's ITS (created $created0 -> $created)"
 	rmmod kvm_vits || notok "kvm_vits unloads after QEMU exits"

@@ -16,33 +16,13 @@
 # completed through the same, restored, translations. Prints TAP.
 from=$1; to=$2; n=${3:-50}
 out=/tmp/vmm/mig-$from-$to; rm -rf $out; mkdir -p $out
-R=/vmm
-L=$R/usr/lib/aarch64-linux-gnu
-vits=/sys/kernel/debug/kvm_vits
-step=0 fail=0
-ok() { step=$((step + 1)); echo "ok $step $*"; }
-notok() { step=$((step + 1)); echo "not ok $step $*"; fail=1; }
+. "$(dirname "$0")/lib.sh"
+vmm_start_tap
 
-echo "TAP version 13"
-[ -e /dev/kvm ] || { echo "1..0 # SKIP no /dev/kvm (nested virtualization)"; exit 4; }
-[ -x $R/usr/bin/qemu-system-aarch64 ] || { echo "not ok 1 no VMM in /vmm (vm.py --vmm)"; exit 1; }
-
-# backend builtin|vits: KVM's ITS for the VMs created from now on.
-backend() {
-	rmmod kvm_vits 2>/dev/null
-	[ "$1" = vits ] && insmod /armsi/modules/kvm_vits.ko
-	[ "$1" != vits ] || [ -d $vits ]
-}
-created() { cat $vits/created 2>/dev/null || echo 0; }
-
-qemu() { # <tag> [more QEMU arguments]
+# L2 with an emulated virtio-rng: <tag> [more QEMU arguments].
+qemu() {
 	tag=$1; shift
-	$L/ld-linux-aarch64.so.1 --library-path $L $R/usr/bin/qemu-system-aarch64 \
-		-L $R/usr/share/qemu -M virt,gic-version=3,its=on -accel kvm -cpu host -smp 1 -m 384 \
-		-display none -serial file:$out/$tag.console -no-reboot -nic none \
-		-kernel /l2/Image -initrd /l2/l2.cpio.gz \
-		-append "console=ttyAMA0 panic=-1 rdinit=/init l2.test=rng-mig l2.reads=$n l2.pause=40" \
-		-device virtio-rng-pci "$@" > $out/$tag.out 2> $out/$tag.err
+	l2_qemu $out/$tag "l2.test=rng-mig l2.reads=$n l2.pause=40" -device virtio-rng-pci "$@"
 }
 
 # Waits up to $2 s for $3 in file $1.
@@ -56,8 +36,8 @@ wait_for() {
 }
 
 # --- the source, with the first backend -------------------------------------
-backend $from || { notok "load the $from ITS backend"; exit 1; }
-c0=$(created)
+its_backend $from || { notok "load the $from ITS backend"; exit 1; }
+c0=$(vits_created)
 mkfifo $out/mon.in $out/mon.out
 qemu src -monitor pipe:$out/mon &
 src=$!
@@ -71,8 +51,8 @@ else
 	kill $src; wait $src; exit 1
 fi
 if [ "$from" = vits ]; then
-	[ "$(created)" -gt "$c0" ] && ok "kvm_vits emulated the source's ITS" \
-		|| notok "kvm_vits emulated the source's ITS (created $c0 -> $(created))"
+	[ "$(vits_created)" -gt "$c0" ] && ok "kvm_vits emulated the source's ITS" \
+		|| notok "kvm_vits emulated the source's ITS (created $c0 -> $(vits_created))"
 fi
 t0=$(date +%s)
 # HMP wants the URI quoted (it has spaces).
@@ -92,19 +72,15 @@ else
 fi
 echo quit >&3
 exec 3>&-
-wait $src
+wait_bounded $src 60
 sed 's/^/# source qemu: /' $out/src.err | head -n 5
 
 # --- the destination, with the second backend --------------------------------
-backend $to || { notok "load the $to ITS backend"; exit 1; }
-c1=$(created)
+its_backend $to || { notok "load the $to ITS backend"; exit 1; }
+c1=$(vits_created)
 t0=$(date +%s)
 qemu dst -monitor none -incoming "exec:cat $out/state" &
-dst=$!
-i=0
-while kill -0 $dst 2>/dev/null && [ $i -lt 300 ]; do sleep 1; i=$((i + 1)); done
-kill $dst 2>/dev/null
-wait $dst
+wait_bounded $! 300
 sed 's/^/# destination qemu: /' $out/dst.err | head -n 5
 result=$(grep -a 'l2_rng: RESULT' $out/dst.console | tail -n 1 | sed 's/.*l2_rng: RESULT //')
 if [ -n "$result" ]; then
@@ -123,9 +99,9 @@ else
 	notok "reads completed by MSI-X before the migration and after it, through the restored ITS (before: ${before:-none}; after: ${after:-none})"
 fi
 if [ "$to" = vits ]; then
-	[ "$(created)" -gt "$c1" ] && ok "kvm_vits emulated the destination's ITS" \
-		|| notok "kvm_vits emulated the destination's ITS (created $c1 -> $(created))"
+	[ "$(vits_created)" -gt "$c1" ] && ok "kvm_vits emulated the destination's ITS" \
+		|| notok "kvm_vits emulated the destination's ITS (created $c1 -> $(vits_created))"
 fi
-backend builtin
+its_backend builtin
 echo "1..$step"
 exit $fail
