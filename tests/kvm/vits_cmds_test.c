@@ -44,6 +44,7 @@
 #include "ucall.h"
 #include "vgic.h"
 #include "kselftest.h"
+#include "run_forked.h"
 
 #define NR_VCPUS		2
 #define TEST_MEMSLOT		1
@@ -1580,7 +1581,6 @@ int main(int argc, char **argv)
 {
 	const char *only = argc > 2 ? argv[2] : NULL;
 	int i, status, fails = 0;
-	pid_t pid;
 
 	if (argc < 2 || (strcmp(argv[1], "builtin") && strcmp(argv[1], "vits"))) {
 		fprintf(stderr, "usage: %s builtin|vits [case prefix]\n", argv[0]);
@@ -1606,17 +1606,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		xs->reason[0] = 0;
-		fflush(stdout);
-		fflush(stderr);
-		pid = fork();
-		if (pid < 0)
-			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
-		if (!pid) {
-			cases[i].fn();
-			fflush(stdout);
-			_exit(0);
-		}
-		waitpid(pid, &status, 0);
+		status = run_forked(cases[i].fn);
 		/* A failed case may leave the wrong backend loaded. */
 		if (want_vits && !vits_loaded())
 			load_vits();

@@ -41,6 +41,7 @@
 #include "ucall.h"
 #include "vgic.h"
 #include "kselftest.h"
+#include "run_forked.h"
 
 #define VITS_KO		"/armsi/modules/kvm_vits.ko"
 #define VITS_REFCNT	"/sys/module/kvm_vits/refcnt"
@@ -337,7 +338,6 @@ static const struct {
 int main(int argc, char **argv)
 {
 	int i, status, fails = 0;
-	pid_t pid;
 
 	ksft_print_header();
 	ksft_set_plan(ARRAY_SIZE(cases));
@@ -347,17 +347,7 @@ int main(int argc, char **argv)
 		ksft_exit_fail_msg("%s missing\n", VITS_KO);
 
 	for (i = 0; i < (int)ARRAY_SIZE(cases); i++) {
-		fflush(stdout);
-		fflush(stderr);
-		pid = fork();
-		if (pid < 0)
-			ksft_exit_fail_msg("fork: %s\n", strerror(errno));
-		if (!pid) {
-			cases[i].fn();
-			fflush(stdout);
-			_exit(0);
-		}
-		waitpid(pid, &status, 0);
+		status = run_forked(cases[i].fn);
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 			ksft_test_result_pass("%s\n", cases[i].name);
 		} else {
