@@ -26,7 +26,7 @@ build_c() { # <out dir> <sources...>
 	for c in "$@"; do
 		local bin="$out/$(basename "${c%.c}")"
 		if [ ! -x "$bin" ] || [ "$c" -nt "$bin" ] || [ "$0" -nt "$bin" ] ||
-		   [ "$top/tests/guest/armsi_test.h" -nt "$bin" ]; then
+		   [ -n "$(find "$top/tests/guest" -name '*.h' -newer "$bin")" ]; then
 			$CC $CFLAGS -o "$bin" "$c" -lpthread
 		fi
 	done

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "../guest/armsi_test.h"
+#include "stats.h"
 
 #define SZ (256ul << 20)
 #define NVEC 4
@@ -50,19 +51,6 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void die(const char *what)
@@ -164,7 +152,7 @@ static double msix(int group, const char *bdf)
 
 int main(int argc, char **argv)
 {
-	int rounds = argc > 1 ? atoi(argv[1]) : 3, r, k;
+	int rounds = argc > 1 ? atoi(argv[1]) : 9, r, k;
 	double v[2][7][16];
 	const char *names[7] = { "map_4k", "unmap_4k", "map_2m", "unmap_2m", "map_256m",
 				 "unmap_256m", "msix_enable" };
@@ -222,14 +210,21 @@ int main(int argc, char **argv)
 	}
 	mod_unload("vfio_type1x");
 	for (k = 0; k < 7; k++) {
-		double up = median(v[0][k], rounds), us = median(v[1][k], rounds);
+		double ratio[STATS_MAX_ROUNDS], up, us;
+		struct stats_ratio q;
 
+		for (r = 0; r < rounds && r < STATS_MAX_ROUNDS; r++)
+			ratio[r] = v[0][k][r] / v[1][k][r];
+		q = stats_ratio(ratio, rounds);
+		up = stats_median(v[0][k], rounds);
+		us = stats_median(v[1][k], rounds);
 		if (bytes[k])
-			printf("# %-12s upstream %8.3f GiB/s  ours %8.3f GiB/s  ratio ours/upstream %.2f\n",
-			       names[k], bytes[k] / up / (1 << 30), bytes[k] / us / (1 << 30), up / us);
+			printf("# %-12s upstream %8.3f GiB/s  ours %8.3f GiB/s  ratio ours/upstream %.2f [95%% %.2f, %.2f] %s\n",
+			       names[k], bytes[k] / up / (1 << 30), bytes[k] / us / (1 << 30), q.median,
+			       q.lo, q.hi, stats_verdict(q));
 		else
-			printf("# %-12s upstream %7.1f us  ours %7.1f us  ratio (speed) ours/upstream %.2f\n",
-			       names[k], up * 1e6, us * 1e6, up / us);
+			printf("# %-12s upstream %7.1f us  ours %7.1f us  ratio (speed) ours/upstream %.2f [95%% %.2f, %.2f] %s\n",
+			       names[k], up * 1e6, us * 1e6, q.median, q.lo, q.hi, stats_verdict(q));
 	}
 	printf("ok 1 vfio_bench (%d rounds, medians)\n", rounds);
 	return 0;

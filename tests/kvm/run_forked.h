@@ -34,4 +34,21 @@ static inline int run_forked(void (*fn)(void))
 	return status;
 }
 
+/*
+ * Reports case @name from its child's wait @status as a TAP result; returns
+ * 1 if it failed, else 0.
+ */
+static inline int report_forked(const char *name, int status)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		ksft_test_result_pass("%s\n", name);
+		return 0;
+	}
+	if (WIFSIGNALED(status))
+		ksft_test_result_fail("%s (signal %d)\n", name, WTERMSIG(status));
+	else
+		ksft_test_result_fail("%s\n", name);
+	return 1;
+}
+
 #endif

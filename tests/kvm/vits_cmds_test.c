@@ -1611,18 +1611,10 @@ int main(int argc, char **argv)
 		if (want_vits && !vits_loaded())
 			load_vits();
 		cur_vits = want_vits;
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-			ksft_test_result_pass("%s\n", cases[i].name);
-		} else if (WIFEXITED(status) && WEXITSTATUS(status) == KSFT_SKIP) {
+		if (WIFEXITED(status) && WEXITSTATUS(status) == KSFT_SKIP)
 			ksft_test_result_code(KSFT_SKIP, cases[i].name, "%s", xs->reason);
-		} else {
-			fails++;
-			if (WIFSIGNALED(status))
-				ksft_test_result_fail("%s (signal %d)\n", cases[i].name,
-						      WTERMSIG(status));
-			else
-				ksft_test_result_fail("%s\n", cases[i].name);
-		}
+		else
+			fails += report_forked(cases[i].name, status);
 	}
 	if (!want_vits && vits_loaded())
 		ksft_print_msg("kvm_vits was loaded during a builtin run\n");

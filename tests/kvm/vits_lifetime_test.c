@@ -348,12 +348,7 @@ int main(int argc, char **argv)
 
 	for (i = 0; i < (int)ARRAY_SIZE(cases); i++) {
 		status = run_forked(cases[i].fn);
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-			ksft_test_result_pass("%s\n", cases[i].name);
-		} else {
-			fails++;
-			ksft_test_result_fail("%s\n", cases[i].name);
-		}
+		fails += report_forked(cases[i].name, status);
 	}
 	ksft_print_cnts();
 	return fails ? KSFT_FAIL : KSFT_PASS;

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The statistics of our benchmarks: medians, and the median of per-round
+ * ratios with a 95% bootstrap interval (2000 resamples, a fixed seed so a
+ * run's raw samples reproduce its interval). A ratio's interval that spans
+ * 1.0 is parity, not a win or a loss.
+ */
+#ifndef ARMSI_BENCH_STATS_H
+#define ARMSI_BENCH_STATS_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STATS_MAX_ROUNDS	64
+#define STATS_RESAMPLES		2000
+
+static inline int stats_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The median of @v[0..n), which it sorts. */
+static inline double stats_median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), stats_cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+struct stats_ratio {
+	double median, lo, hi;
+};
+
+/* The median of @ratio[0..n) (left as it is) and its 95% interval. */
+static inline struct stats_ratio stats_ratio(const double *ratio, int n)
+{
+	static double boot[STATS_RESAMPLES];
+	double tmp[STATS_MAX_ROUNDS];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	struct stats_ratio s;
+	int i, k;
+
+	if (n > STATS_MAX_ROUNDS)
+		n = STATS_MAX_ROUNDS;
+	for (k = 0; k < STATS_RESAMPLES; k++) {
+		for (i = 0; i < n; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			tmp[i] = ratio[x % n];
+		}
+		boot[k] = stats_median(tmp, n);
+	}
+	qsort(boot, STATS_RESAMPLES, sizeof(boot[0]), stats_cmp_double);
+	memcpy(tmp, ratio, n * sizeof(*ratio));
+	s.median = stats_median(tmp, n);
+	s.lo = boot[STATS_RESAMPLES / 40];
+	s.hi = boot[STATS_RESAMPLES - 1 - STATS_RESAMPLES / 40];
+	return s;
+}
+
+/* "faster"/"slower"/"parity" for a speed ratio ours/upstream. */
+static inline const char *stats_verdict(struct stats_ratio s)
+{
+	return s.lo > 1.0 ? "ours faster" : s.hi < 1.0 ? "ours slower" : "parity";
+}
+
+#endif
