@@ -47,6 +47,7 @@
 #include "../guest/armsi_test.h"
 #include "../guest/vfio_util.h"
 #include "run_forked.h"
+#include "../bench/stats.h"
 
 #define T1X_KO		"/armsi/modules/vfio_type1x.ko"
 #define ISO_KO		"/armsi/modules/msi_isolation.ko"
@@ -562,44 +563,24 @@ static const struct {
 	  "vfio_type1x, SET_MSI_APERTURE, KVM's built-in ITS", case_t1x_builtin },
 };
 
-static u64 rnd_state = 0x9e3779b97f4a7c15ULL;
-
-static u64 rnd(void)
-{
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return rnd_state;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median_of(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /*
  * make bench: the assigned edu's MSI round trip seen from the guest (raise
  * to handler), the upstream C stack (vfio_iommu_type1 + KVM's ITS) against
  * ours (vfio_type1x + kvm_vits), alternating which goes first, @rounds
  * pairs of one VM each. Prints every round, then the median ratio
- * upstream/ours (above 1: ours faster) with a 95% bootstrap interval.
+ * upstream/ours (a speed ratio: above 1, ours is faster) with its 95%
+ * bootstrap interval.
  */
 static int bench(int rounds, u32 nr_msis)
 {
 	struct setup up = { .bench = true, .nr_msis = nr_msis };
 	struct setup ours = { .bench = true, .nr_msis = nr_msis, .type1x = true, .vits = true };
-	double a[64], b[64], ratio[64], boot[2000], tmp[64];
-	int i, k;
+	double a[STATS_MAX_ROUNDS], b[STATS_MAX_ROUNDS], ratio[STATS_MAX_ROUNDS];
+	struct stats_ratio q;
+	int i;
 
-	TEST_ASSERT(rounds > 0 && rounds <= 64 && nr_msis && nr_msis <= MAX_MSIS, "bad arguments");
+	TEST_ASSERT(rounds > 0 && rounds <= STATS_MAX_ROUNDS && nr_msis && nr_msis <= MAX_MSIS,
+		    "bad arguments");
 	quiet = true;
 	for (i = 0; i < rounds; i++) {
 		if (i % 2) {
@@ -614,16 +595,10 @@ static int bench(int rounds, u32 nr_msis)
 		       i + 1, a[i], b[i], nr_msis, ratio[i]);
 		fflush(stdout);
 	}
-	for (k = 0; k < 2000; k++) {
-		for (i = 0; i < rounds; i++)
-			tmp[i] = ratio[rnd() % rounds];
-		boot[k] = median_of(tmp, rounds);
-	}
-	qsort(boot, 2000, sizeof(boot[0]), cmp_double);
-	memcpy(tmp, ratio, sizeof(ratio[0]) * rounds);
-	printf("# msi-rtt (guest raise -> LPI handler, %d rounds) upstream=%.0fns ours=%.0fns ratio=%.3f [95%% %.3f, %.3f]%s\n",
-	       rounds, median_of(a, rounds), median_of(b, rounds), median_of(tmp, rounds), boot[50],
-	       boot[1949], boot[50] > 1.0 ? " ours faster" : boot[1949] < 1.0 ? " ours slower" : " parity");
+	q = stats_ratio(ratio, rounds);
+	printf("# msi-rtt (guest raise -> LPI handler, %d rounds) upstream %.0f ns, ours %.0f ns: ratio (speed) ours/upstream %.3f [95%% %.3f, %.3f] %s\n",
+	       rounds, stats_median(a, rounds), stats_median(b, rounds), q.median, q.lo, q.hi,
+	       stats_verdict(q));
 	mod_unload("vfio_type1x");
 	mod_unload("kvm_vits");
 	return 0;
@@ -661,12 +636,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < (int)ARRAY_SIZE(cases); i++) {
 		printf("# %s:\n", cases[i].story);
 		status = run_forked(cases[i].fn);
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-			ksft_test_result_pass("%s\n", cases[i].name);
-		} else {
-			fails++;
-			ksft_test_result_fail("%s\n", cases[i].name);
-		}
+		fails += report_forked(cases[i].name, status);
 	}
 	mod_unload("vfio_type1x");
 	mod_unload("kvm_vits");
