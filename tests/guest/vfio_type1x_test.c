@@ -67,20 +67,7 @@ FIXTURE(t1x) {
 FIXTURE_SETUP(t1x)
 {
 	self->v.container = self->v.group = -1;
-	if (!pci_find(0x1234, 0x11e8, self->edu, sizeof(self->edu)))
-		SKIP(return, "no edu device on this machine");
-	self->group = pci_group(self->edu);
-	if (self->group < 0)
-		SKIP(return, "edu has no IOMMU group");
-	if (access("/sys/bus/pci/drivers/vfio-pci", F_OK))
-		SKIP(return, "vfio-pci is not loaded");
-	ASSERT_EQ(0, bind_vfio(self->edu));
-	/* Upstream first, then ours: the last registered is asked first. */
-	ASSERT_EQ(0, access("/sys/module/vfio_iommu_type1", F_OK));
-	mod_unload("vfio_type1x");
-	/* vfio_type1x links against msi_isolation's query (modprobe's order). */
-	if (access("/sys/module/msi_isolation", F_OK))
-		ASSERT_EQ(0, mod_load("/armsi/modules/msi_isolation.ko", ""));
+	EDU_VFIO_READY_OR_SKIP(self->edu, &self->group);
 }
 
 FIXTURE_TEARDOWN(t1x)
@@ -159,33 +146,6 @@ TEST_F(t1x, get_info_matches_upstream_type1)
 			     ca->iova_ranges[i].end >= 0x8000000);
 	}
 }
-
-static int map_dma(int container, uint64_t vaddr, uint64_t iova, uint64_t size, uint32_t flags,
-		   uint32_t argsz)
-{
-	struct vfio_iommu_type1_dma_map m = {
-		.argsz = argsz, .flags = flags, .vaddr = vaddr, .iova = iova, .size = size,
-	};
-
-	return ioctl(container, VFIO_IOMMU_MAP_DMA, &m) ? -errno : 0;
-}
-
-/* UNMAP_DMA; the size unmapped goes to *@done. */
-static int unmap_dma(int container, uint64_t iova, uint64_t size, uint32_t flags,
-		     uint32_t argsz, uint64_t *done)
-{
-	struct vfio_iommu_type1_dma_unmap u = {
-		.argsz = argsz, .flags = flags, .iova = iova, .size = size,
-	};
-	int r = ioctl(container, VFIO_IOMMU_UNMAP_DMA, &u) ? -errno : 0;
-
-	*done = u.size;
-	return r;
-}
-
-#define RW (VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
-#define MAPSZ sizeof(struct vfio_iommu_type1_dma_map)
-#define UNMAPSZ sizeof(struct vfio_iommu_type1_dma_unmap)
 
 /*
  * One sequence of good and bad MAP/UNMAP calls; the result of each (errno,
@@ -279,15 +239,6 @@ static int edu_dma(volatile uint64_t *bar64, uint64_t src, uint64_t dst, uint64_
 	for (i = 0; i < 5000 && (bar64[0x98 / 8] & 1); i++)
 		usleep(1000);
 	return (bar64[0x98 / 8] & 1) ? -1 : 0;
-}
-
-/* The locked memory of this process, in kB (VmLck). */
-static long vmlck_kb(void)
-{
-	const char *s = slurp("/proc/self/status"), *p;
-
-	p = s ? strstr(s, "VmLck:") : NULL;
-	return p ? strtol(p + 6, NULL, 10) : -1;
 }
 
 /* Maps a buffer, runs one edu DMA round trip through IOVA 0x100000. */
@@ -1313,6 +1264,90 @@ TEST_F_TIMEOUT(t1x, stress_random_calls_racing_teardown, 240)
 	TH_LOG("%lu calls in 8 rounds", calls);
 	munmap(buf, size);
 	EXPECT_EQ(0, syscall(__NR_delete_module, "vfio_type1x", O_NONBLOCK));
+}
+
+struct msi_racer {
+	int container, dev;
+	pthread_barrier_t *go;
+	unsigned long refused;
+};
+
+/* Moves the aperture back and forth until a doorbell pins it (EBUSY). */
+static void *aperture_mover(void *arg)
+{
+	struct msi_racer *r = arg;
+	int i;
+
+	pthread_barrier_wait(r->go);
+	for (i = 0; i < 64; i++)
+		if (set_aperture(r->container, i & 1 ? 0x9000000 : 0xa000000, 0x100000, 0,
+				 sizeof(struct vfio_type1x_msi_aperture)) == -EBUSY)
+			break;
+	return NULL;
+}
+
+/* Enables edu's MSI once, then disables it. */
+static void *msi_enabler(void *arg)
+{
+	char irqbuf[sizeof(struct vfio_irq_set) + sizeof(int)];
+	struct vfio_irq_set *irq = (void *)irqbuf;
+	struct msi_racer *r = arg;
+	int efd = eventfd(0, EFD_NONBLOCK);
+
+	irq->argsz = sizeof(irqbuf);
+	irq->index = VFIO_PCI_MSI_IRQ_INDEX;
+	irq->start = 0;
+	irq->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	irq->count = 1;
+	memcpy(irq->data, &efd, sizeof(efd));
+	pthread_barrier_wait(r->go);
+	if (ioctl(r->dev, VFIO_DEVICE_SET_IRQS, irq))
+		r->refused++;
+	irq->flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+	irq->count = 0;
+	irq->argsz = sizeof(*irq);
+	ioctl(r->dev, VFIO_DEVICE_SET_IRQS, irq);
+	close(efd);
+	return NULL;
+}
+
+/*
+ * VFIO_TYPE1X_SET_MSI_APERTURE rebuilds the container's domains while
+ * another thread enables edu's first MSI, on a new container each round.
+ * An MSI set up while the group moves between domains must fail cleanly:
+ * no event ID of edu's ITS device may stay allocated, which the ITS driver
+ * WARNs about when the device's MSI domain goes at unbind
+ * (its_msi_teardown).
+ */
+TEST_F_TIMEOUT(t1x, aperture_move_racing_msi_setup_leaks_no_lpi, 180)
+{
+	pthread_barrier_t go;
+	struct msi_racer r = {};
+	int round, dev;
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	ASSERT_EQ(0, pthread_barrier_init(&go, NULL, 2));
+	for (round = 0; round < 200; round++) {
+		pthread_t a, b;
+
+		SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+		dev = ioctl(self->v.group, VFIO_GROUP_GET_DEVICE_FD, self->edu);
+		ASSERT_LE(0, dev);
+		ASSERT_EQ(0, enable_bus_master(dev));
+		r.container = self->v.container;
+		r.dev = dev;
+		r.go = &go;
+		ASSERT_EQ(0, pthread_create(&a, NULL, aperture_mover, &r));
+		ASSERT_EQ(0, pthread_create(&b, NULL, msi_enabler, &r));
+		pthread_join(a, NULL);
+		pthread_join(b, NULL);
+		close(dev);
+		vfio_teardown(&self->v);
+	}
+	TH_LOG("200 rounds, %lu first MSI enables refused", r.refused);
+	/* edu's MSI domain goes with its driver: every event ID must be free. */
+	ASSERT_EQ(0, bind_vfio(self->edu));
+	EXPECT_FALSE(klog_has("its_msi_teardown"));
 }
 
 TEST_HARNESS_MAIN

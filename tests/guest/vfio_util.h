@@ -12,9 +12,12 @@
 #include <linux/vfio.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#include "armsi_test.h"
 
 struct vfio {
 	int container;
@@ -98,5 +101,82 @@ static inline int enable_bus_master(int dev)
 		return -EIO;
 	return 0;
 }
+
+/* MAP_DMA: 0 or -errno. */
+static inline int map_dma(int container, uint64_t vaddr, uint64_t iova, uint64_t size,
+			  uint32_t flags, uint32_t argsz)
+{
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = argsz, .flags = flags, .vaddr = vaddr, .iova = iova, .size = size,
+	};
+
+	return ioctl(container, VFIO_IOMMU_MAP_DMA, &m) ? -errno : 0;
+}
+
+/* UNMAP_DMA; the size unmapped goes to *@done. */
+static inline int unmap_dma(int container, uint64_t iova, uint64_t size, uint32_t flags,
+			    uint32_t argsz, uint64_t *done)
+{
+	struct vfio_iommu_type1_dma_unmap u = {
+		.argsz = argsz, .flags = flags, .iova = iova, .size = size,
+	};
+	int r = ioctl(container, VFIO_IOMMU_UNMAP_DMA, &u) ? -errno : 0;
+
+	*done = u.size;
+	return r;
+}
+
+#define RW (VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
+#define MAPSZ sizeof(struct vfio_iommu_type1_dma_map)
+#define UNMAPSZ sizeof(struct vfio_iommu_type1_dma_unmap)
+
+/* The locked memory of this process, in kB (VmLck). */
+static inline long vmlck_kb(void)
+{
+	const char *s = slurp("/proc/self/status"), *p;
+
+	p = s ? strstr(s, "VmLck:") : NULL;
+	return p ? strtol(p + 6, NULL, 10) : -1;
+}
+
+/*
+ * Finds edu, binds it to vfio-pci and readies the two backends: upstream
+ * vfio_iommu_type1 loaded, vfio_type1x not (loaded after it, it would be
+ * asked first), msi_isolation loaded (vfio_type1x links against its
+ * query). Returns NULL, or why the tests cannot run here (a skip), or with
+ * *@fail set, what failed.
+ */
+static inline const char *edu_vfio_ready(char *bdf, size_t len, int *group, int *fail)
+{
+	*fail = 0;
+	if (!pci_find(0x1234, 0x11e8, bdf, len))
+		return "no edu device on this machine";
+	*group = pci_group(bdf);
+	if (*group < 0)
+		return "edu has no IOMMU group";
+	if (access("/sys/bus/pci/drivers/vfio-pci", F_OK))
+		return "vfio-pci is not loaded";
+	*fail = 1;
+	if (bind_vfio(bdf))
+		return "cannot bind edu to vfio-pci";
+	if (access("/sys/module/vfio_iommu_type1", F_OK))
+		return "vfio_iommu_type1 is not loaded";
+	mod_unload("vfio_type1x");
+	if (access("/sys/module/msi_isolation", F_OK) &&
+	    mod_load("/armsi/modules/msi_isolation.ko", ""))
+		return "cannot load msi_isolation";
+	*fail = 0;
+	return NULL;
+}
+
+/* edu_vfio_ready() in a kselftest fixture's setup. */
+#define EDU_VFIO_READY_OR_SKIP(bdf, group)                                      \
+	do {                                                                    \
+		int __fail;                                                     \
+		const char *__why = edu_vfio_ready(bdf, sizeof(bdf), group, &__fail); \
+		ASSERT_FALSE(__why && __fail) TH_LOG("%s", __why);              \
+		if (__why)                                                      \
+			SKIP(return, "%s", __why);                              \
+	} while (0)
 
 #endif

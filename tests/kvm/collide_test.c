@@ -613,6 +613,8 @@ int main(int argc, char **argv)
 	int i, status, fails = 0;
 
 	bool is_bench = argc > 1 && !strcmp(argv[1], "bench");
+	const char *why;
+	int fail;
 
 	if (!is_bench) {
 		ksft_print_header();
@@ -620,13 +622,11 @@ int main(int argc, char **argv)
 	}
 	if (!kvm_supports_vgic_v3())
 		ksft_exit_skip("no GICv3 in KVM\n");
-	if (!pci_find(0x1234, 0x11e8, edu_bdf, sizeof(edu_bdf)))
-		ksft_exit_skip("no edu device on this machine\n");
-	edu_group = pci_group(edu_bdf);
-	if (edu_group < 0)
-		ksft_exit_fail_msg("edu %s has no IOMMU group\n", edu_bdf);
-	if (bind_vfio(edu_bdf))
-		ksft_exit_fail_msg("cannot bind edu %s to vfio-pci\n", edu_bdf);
+	why = edu_vfio_ready(edu_bdf, sizeof(edu_bdf), &edu_group, &fail);
+	if (why && fail)
+		ksft_exit_fail_msg("%s\n", why);
+	if (why)
+		ksft_exit_skip("%s\n", why);
 	if (is_bench)
 		return bench(argc > 2 ? atoi(argv[2]) : 9, argc > 3 ? atoi(argv[3]) : 200);
 	printf("# guest RAM [%#llx-%#llx] covers the MSI window [%#llx-%#llx]; edu %s (group %d) assigned\n",
