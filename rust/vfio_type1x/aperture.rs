@@ -8,6 +8,50 @@
 
 use crate::iova::Range;
 
+/// `enum iommu_resv_type`'s `IOMMU_RESV_DIRECT_RELAXABLE`, as the shim
+/// reports region types (`T1X_RESV_*`): a direct-mapped region the device
+/// may do without once it is assigned.
+pub const RESV_DIRECT_RELAXABLE: u32 = 1;
+/// `IOMMU_RESV_MSI`: a hardware MSI region, untranslated by the IOMMU.
+pub const RESV_MSI: u32 = 3;
+/// `IOMMU_RESV_SW_MSI`: the IOMMU's software-managed MSI window.
+pub const RESV_SW_MSI: u32 = 4;
+
+/// How a group's MSIs reach their controller, from its reserved regions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsiWindow {
+    /// A hardware MSI region: the IOMMU does not translate MSIs, so no
+    /// doorbell is mapped and the domain gets no MSI cookie.
+    Hardware,
+    /// The software-managed window, where doorbells are mapped.
+    Software(Range),
+    /// Neither is reported.
+    Absent,
+}
+
+/// The MSI window of a group with `regions` (`(range, T1X_RESV_*)`), as
+/// upstream's `vfio_iommu_has_sw_msi()` decides: a hardware MSI region takes
+/// precedence over a software one; of several software ones the last
+/// counts.
+pub fn msi_window(regions: &[(Range, u32)]) -> MsiWindow {
+    let mut w = MsiWindow::Absent;
+    for (r, kind) in regions {
+        match *kind {
+            RESV_MSI => return MsiWindow::Hardware,
+            RESV_SW_MSI => w = MsiWindow::Software(*r),
+            _ => {}
+        }
+    }
+    w
+}
+
+/// Must DMA mappings stay out of a reserved region of type `kind`? All but
+/// a relaxable direct region, as upstream's `vfio_iommu_resv_exclude()` and
+/// `vfio_iommu_resv_conflict()`.
+pub fn dma_avoids(kind: u32) -> bool {
+    kind != RESV_DIRECT_RELAXABLE
+}
+
 /// `offsetofend(struct vfio_type1x_msi_aperture, size)`.
 pub const APERTURE_MINSZ: u32 = 24;
 

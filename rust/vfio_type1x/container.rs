@@ -35,16 +35,29 @@ use kernel::{
         Arc,
         Mutex,
         SpinLock, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
     }, //
 };
 
 use crate::{
     aperture::{
         check_aperture,
+        dma_avoids,
         doorbell_pages,
+        msi_window,
         ApertureContext,
         ApertureRefusal,
+        MsiWindow,
         APERTURE_MINSZ, //
+        RESV_SW_MSI,
+    },
+    dirty::{
+        self,
+        DirtyRefusal,
+        Report, //
     },
     dma_args::{
         self,
@@ -69,16 +82,9 @@ use crate::{
 /// the hardware, makes a device's MSIs isolated.
 const ASSERTED: &str = "reason=asserted-by-parameter";
 
-/// `T1X_RESV_SW_MSI`: the IOMMU's software-managed MSI window.
-const RESV_SW_MSI: u32 = 4;
-
 /// `VFIO_TYPE1_IOMMU` and `VFIO_TYPE1v2_IOMMU`.
 pub(crate) const VFIO_TYPE1_IOMMU: usize = 1;
 pub(crate) const VFIO_TYPE1V2_IOMMU: usize = 3;
-
-/// How many mappings a container may hold, as `vfio_iommu_type1`'s default
-/// `dma_entry_limit`.
-pub(crate) const DMA_ENTRY_LIMIT: usize = u16::MAX as usize;
 
 /// CAST: `PAGE_SIZE` fits in u64.
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -180,6 +186,9 @@ struct DomainEntry {
     domain: Domain,
     /// Groups attached to `domain`.
     groups: KVec<Group>,
+    /// Its IOMMU blocks non-coherent (no-snoop) DMA: enforced at creation,
+    /// as upstream, and reported by `VFIO_CHECK_EXTENSION(VFIO_DMA_CC_IOMMU)`.
+    coherent: bool,
 }
 
 impl Drop for DomainEntry {
@@ -207,6 +216,64 @@ struct Dma {
     /// How many pages are charged to it: upstream's count, which leaves
     /// out device memory and reserved pages.
     locked: u64,
+    /// Invalidated by `VFIO_DMA_UNMAP_FLAG_VADDR`, until a
+    /// `VFIO_DMA_MAP_FLAG_VADDR` gives the new address. The pages stay
+    /// pinned and mapped meanwhile.
+    vaddr_invalid: bool,
+    /// While dirty tracking is on, the mapping's dirty bitmap as upstream
+    /// keeps it (`dirty::state_words` long); empty otherwise.
+    dirty: KVVec<u64>,
+}
+
+impl Dma {
+    /// Gives the mapping its dirty bitmap, zeroed, as upstream's
+    /// `vfio_dma_bitmap_alloc()` (`EINVAL` past `dirty::PAGES_MAX` pages).
+    fn start_dirty(&mut self, pgshift: u32) -> Result {
+        let pages = (self.iova.last - self.iova.start + 1) >> pgshift;
+        if pages > dirty::PAGES_MAX {
+            return Err(EINVAL);
+        }
+        // CAST: at most 2^25 words.
+        self.dirty = KVVec::from_elem(0u64, dirty::state_words(pages) as usize, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Reports the mapping's pages dirty into the user's bitmap at `data`,
+    /// which starts at IOVA `base`, as upstream's `update_user_bitmap()`.
+    fn report_dirty(&mut self, data: UserPtr, base: u64, pgshift: u32) -> Result {
+        let d = self.iova;
+        let r = Report::new(
+            (d.start - base) >> pgshift,
+            (d.last - d.start + 1) >> pgshift,
+        );
+        // CAST: a user bitmap is at most `dirty::BITMAP_SIZE_MAX` bytes.
+        let at = |word: u64| data.wrapping_byte_add((word * 8) as usize);
+        let mut leftover = 0u64;
+        if r.needs_leftover() {
+            let mut b = [0u8; 8];
+            UserSlice::new(at(r.first), 8).reader().read_slice(&mut b)?;
+            leftover = u64::from_ne_bytes(b);
+        }
+        let state = &mut self.dirty[..];
+        if state.len() < r.count {
+            // Tracking started after the mapping without a bitmap for it.
+            return Err(EINVAL);
+        }
+        r.fill(state, leftover);
+        let mut buf = [0u8; 512];
+        for (i, chunk) in state[..r.count].chunks(64).enumerate() {
+            for (j, w) in chunk.iter().enumerate() {
+                buf[j * 8..j * 8 + 8].copy_from_slice(&w.to_ne_bytes());
+            }
+            let len = chunk.len() * 8;
+            // CAST: `i` counts chunks of 64 words of an allocation.
+            UserSlice::new(at(r.first + (i as u64) * 64), len)
+                .writer()
+                .write_slice(&buf[..len])?;
+        }
+        r.clear(state);
+        Ok(())
+    }
 }
 
 /// The fields of [`Container`] protected by its mutex.
@@ -225,8 +292,13 @@ struct Inner {
     /// Usable IOVA ranges and page sizes, recomputed at attach and detach.
     usable: Ranges,
     pgsizes: u64,
-    /// How many entries `dmas` holds.
-    ndma: usize,
+    /// How many more entries `dmas` may take: the `dma_entry_limit`
+    /// parameter when the container was opened, less the entries.
+    dma_avail: usize,
+    /// How many entries of `dmas` have their user address invalidated.
+    vaddr_invalid: usize,
+    /// Dirty page tracking is on (`VFIO_IOMMU_DIRTY_PAGES_FLAG_START`).
+    dirty_tracking: bool,
     /// The MSI aperture: every domain's MSI cookie starts here. Chosen at
     /// the first attach (the `msi_base` parameter, else the IOMMU's
     /// software-MSI window), moved by `VFIO_TYPE1X_SET_MSI_APERTURE`.
@@ -270,7 +342,7 @@ impl Inner {
         if self.overlaps(r) {
             return Err(EEXIST);
         }
-        if self.ndma >= DMA_ENTRY_LIMIT {
+        if self.dma_avail == 0 {
             return Err(ENOSPC);
         }
         if !dma_args::in_usable(r, self.usable.as_slice()) {
@@ -355,7 +427,11 @@ impl Inner {
     }
 
     /// Unmaps, unpins and refunds one mapping taken out of `dmas`.
-    fn release_dma(&self, dma: Dma) {
+    fn release_dma(&mut self, dma: Dma) {
+        self.dma_avail += 1;
+        if dma.vaddr_invalid {
+            self.vaddr_invalid -= 1;
+        }
         self.unmap_unpin(dma.iova, dma.write);
         dma.mm.refund(dma.locked);
     }
@@ -365,9 +441,71 @@ impl Inner {
         while let Some(c) = self.dmas.cursor_front_mut() {
             let (_, node) = c.remove_current();
             let (_, dma) = node.to_key_value();
-            self.ndma -= 1;
             self.release_dma(dma);
         }
+    }
+
+    /// `VFIO_DMA_MAP_FLAG_VADDR`: the invalidated mapping of exactly
+    /// `req.iova` is valid again (at `req.vaddr`), and moves its locked-memory
+    /// charge to the caller's mm if that changed (a process that replaced
+    /// the one that mapped, as in QEMU's CPR), as upstream's
+    /// `vfio_change_dma_owner()`.
+    fn update_vaddr(&mut self, req: &MapRequest) -> Result {
+        let d = self.first_overlapping(req.iova).ok_or(ENOENT)?;
+        let dma = self.dmas.get_mut(&d.last).ok_or(ENOENT)?;
+        if !dma.vaddr_invalid || d != req.iova {
+            return Err(EINVAL);
+        }
+        let mm = Mm::current()?;
+        if !dma.mm.same(&mm) {
+            mm.charge(dma.locked)?;
+            dma.mm.refund(dma.locked);
+            dma.mm = mm;
+        }
+        // The pages stay as pinned: the new address maps the same memory
+        // (the caller's promise), and nothing re-pins from it.
+        dma.vaddr_invalid = false;
+        self.vaddr_invalid -= 1;
+        Ok(())
+    }
+
+    /// `VFIO_DMA_UNMAP_FLAG_VADDR`: invalidates the user address of every
+    /// mapping in `range` (as the unmap loop would take them); returns their
+    /// bytes. All or nothing: `EINVAL` if one is invalid already (upstream
+    /// marks in order and unmarks at the first such one, to the same end).
+    fn invalidate_vaddr(&mut self, range: Range, v2: bool) -> Result<u64> {
+        let covered = |d: Range| d.start <= range.last && (v2 || range.start <= d.start);
+        let mut c = self.dmas.cursor_lower_bound_mut(&range.start);
+        while let Some(cur) = c {
+            let d = cur.current().1;
+            if !covered(d.iova) {
+                break;
+            }
+            if d.vaddr_invalid {
+                return Err(EINVAL);
+            }
+            c = cur.move_next();
+        }
+        let (mut n, mut bytes) = (0, 0);
+        let mut c = self.dmas.cursor_lower_bound_mut(&range.start);
+        while let Some(mut cur) = c {
+            let d = cur.current_mut().1;
+            if !covered(d.iova) {
+                break;
+            }
+            d.vaddr_invalid = true;
+            n += 1;
+            bytes += d.iova.last - d.iova.start + 1;
+            c = cur.move_next();
+        }
+        self.vaddr_invalid += n;
+        Ok(bytes)
+    }
+
+    /// The mapping overlapping `r` with the lowest IOVA, if any.
+    fn first_overlapping(&self, r: Range) -> Option<Range> {
+        let d = self.dmas.cursor_lower_bound(&r.start)?.current().1.iova;
+        (d.start <= r.last).then_some(d)
     }
 
     /// Maps every mapping of the container into `domain` as the first
@@ -511,14 +649,24 @@ impl Inner {
         Ok(())
     }
 
-    /// `group`'s reserved regions that DMA must avoid: all of them, but the
-    /// software-MSI window once the container has its own aperture.
+    /// `group`'s reserved regions that DMA must avoid: all of them but the
+    /// relaxable direct ones, as upstream, and but the software-MSI window
+    /// once the container has its own aperture.
     fn reserved(&self, group: &Group) -> Result<KVec<(Range, u32)>> {
         let mut regions = group.regions()?;
-        if self.aperture.is_some() {
-            regions.retain(|(_, kind)| *kind != RESV_SW_MSI);
-        }
+        let own = self.aperture.is_some();
+        regions.retain(|(_, kind)| dma_avoids(*kind) && !(own && *kind == RESV_SW_MSI));
         Ok(regions)
+    }
+
+    /// Does a group of the container have a hardware MSI region?
+    fn hw_msi(&self) -> Result<bool> {
+        for g in self.domains.iter().flat_map(|d| d.groups.iter()) {
+            if msi_window(&g.regions()?) == MsiWindow::Hardware {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// What an aperture must fit: the reserved regions of every group
@@ -607,6 +755,36 @@ fn aperture_errno(why: ApertureRefusal) -> Error {
     }
 }
 
+/// A user's dirty bitmap for `VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP`
+/// (`struct vfio_bitmap`, its size already checked).
+pub(crate) struct UserBitmap {
+    /// The page size one bit stands for.
+    pub(crate) pgsize: u64,
+    /// The bitmap.
+    pub(crate) data: UserPtr,
+}
+
+/// A `VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP` request, its own fields
+/// checked (`dirty::check_get_bitmap`).
+pub(crate) struct GetBitmap {
+    /// The IOVA range reported.
+    pub(crate) iova: u64,
+    pub(crate) last: u64,
+    /// The page size one bit stands for.
+    pub(crate) pgsize: u64,
+    /// The bitmap.
+    pub(crate) data: UserPtr,
+}
+
+/// The errno of each dirty-page refusal.
+pub(crate) fn dirty_errno(r: DirtyRefusal) -> Error {
+    match r {
+        DirtyRefusal::NotV2 => EACCES,
+        DirtyRefusal::Invalid => EINVAL,
+        DirtyRefusal::Overflow => EOVERFLOW,
+    }
+}
+
 fn refusal(r: Refusal) -> Error {
     match r {
         Refusal::Invalid => EINVAL,
@@ -644,7 +822,9 @@ impl Container {
                         dmas: RBTree::new(),
                         usable: Ranges::new(Range { start: 0, last: u64::MAX }),
                         pgsizes: 0,
-                        ndma: 0,
+                        dma_avail: crate::module_parameters::dma_entry_limit.value() as usize,
+                        vaddr_invalid: 0,
+                        dirty_tracking: false,
                         aperture: None,
                     },
                     "Container::inner"
@@ -693,18 +873,27 @@ impl Container {
             );
         }
 
-        let regions = group.regions()?;
-        let sw_msi = regions
-            .iter()
-            .find(|(_, kind)| *kind == RESV_SW_MSI)
-            .map(|(r, _)| *r);
+        let window = msi_window(&group.regions()?);
 
         let mut inner = self.inner.lock();
+        // Attaching may need to pin (upstream's replay): not while a user
+        // address is invalid.
+        if inner.vaddr_invalid > 0 {
+            pr_err!("group {id}: cannot attach while a mapping's user address is invalidated (VFIO_DMA_UNMAP_FLAG_VADDR)\n");
+            return Err(EBUSY);
+        }
         if inner.domains.iter().any(|d| d.groups.contains(&group)) {
             return Err(EINVAL);
         }
-        if inner.aperture.is_none() {
-            inner.aperture = default_aperture(sw_msi);
+        // A hardware MSI region takes precedence, as upstream: no cookie,
+        // no aperture (nor `msi_base`) for that group's domain.
+        let hw_msi = window == MsiWindow::Hardware;
+        if inner.aperture.is_none() && !hw_msi && !inner.hw_msi()? {
+            let sw = match window {
+                MsiWindow::Software(r) => Some(r),
+                _ => None,
+            };
+            inner.aperture = default_aperture(sw);
         }
         // The group's reserved regions must not cover existing mappings.
         let reserved = inner.reserved(&group)?;
@@ -765,7 +954,8 @@ impl Container {
             }
             None => {
                 inner.domains.reserve(1, GFP_KERNEL_ACCOUNT)?;
-                let entry = Self::new_domain(&inner, group, inner.aperture)?;
+                let msi = if hw_msi { None } else { inner.aperture };
+                let entry = Self::new_domain(&inner, group, msi)?;
                 inner
                     .domains
                     .push_within_capacity(entry)
@@ -798,7 +988,12 @@ impl Container {
         domain.attach(&group)?;
         // INVARIANT: `group` is attached to `domain`; room was reserved.
         groups.push_within_capacity(group).map_err(|_| ENOMEM)?;
-        Ok(DomainEntry { domain, groups })
+        let coherent = domain.enforce_cache_coherency();
+        Ok(DomainEntry {
+            domain,
+            groups,
+            coherent,
+        })
     }
 
     /// A new paging domain for the IOMMU behind `group`, with the MSI cookie
@@ -850,6 +1045,10 @@ impl Container {
     /// is set once), while no doorbell is mapped.
     pub(crate) fn set_aperture(&self, argsz: u32, flags: u32, iova: u64, size: u64) -> Result {
         let mut inner = self.inner.lock();
+        if inner.hw_msi()? {
+            pr_err!("MSI aperture {iova:#x}+{size:#x} refused: the IOMMU has a hardware MSI region, MSIs are not translated\n");
+            return Err(EOPNOTSUPP);
+        }
         let doorbell_mapped = !inner.doorbells()?.is_empty();
         let mut domains = KVec::new();
         for d in inner.domains.iter() {
@@ -945,10 +1144,15 @@ impl Container {
     /// `VFIO_IOMMU_MAP_DMA` of an already parsed request: checks, charges,
     /// pins and maps with the container's mutex held throughout, as upstream
     /// holds `iommu->lock`, so a concurrent detach or release waits for it.
+    /// With `VFIO_DMA_MAP_FLAG_VADDR`, gives an invalidated mapping its new
+    /// user address instead.
     pub(crate) fn map(&self, argsz: u32, flags: u32, vaddr: u64, iova: u64, size: u64) -> Result {
         let mut inner = self.inner.lock();
         let req = dma_args::check_map(argsz, flags, vaddr, iova, size, inner.min_pgsize())
             .map_err(refusal)?;
+        if req.set_vaddr {
+            return inner.update_vaddr(&req);
+        }
         if inner.domains.is_empty() {
             // Released, or its last group detached: VFIO answers EINVAL too.
             return Err(EINVAL);
@@ -957,31 +1161,60 @@ impl Container {
         let mm = Mm::current()?;
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
         let locked = inner.pin_map(&req, &mm)?;
-        let dma = Dma {
+        let mut dma = Dma {
             iova: req.iova,
             read: req.read,
             write: req.write,
             mm,
             locked,
+            vaddr_invalid: false,
+            dirty: KVVec::new(),
         };
+        // Upstream allocates the mapping's dirty bitmap after pinning, and
+        // unmaps it again when that fails.
+        if inner.dirty_tracking {
+            if let Err(e) = dma.start_dirty(inner.min_pgsize().trailing_zeros()) {
+                inner.dma_avail -= 1;
+                inner.release_dma(dma);
+                return Err(e);
+            }
+        }
         // INVARIANT: `pin_map` mapped the pinned pages in every domain.
         inner.dmas.insert(reservation.into_node(req.iova.last, dma));
-        inner.ndma += 1;
+        inner.dma_avail -= 1;
         Ok(())
     }
 
-    /// `VFIO_IOMMU_UNMAP_DMA`; returns the bytes unmapped.
-    pub(crate) fn unmap(&self, argsz: u32, flags: u32, iova: u64, size: u64) -> Result<u64> {
+    /// `VFIO_IOMMU_UNMAP_DMA`; returns the bytes unmapped (or invalidated,
+    /// with `VFIO_DMA_UNMAP_FLAG_VADDR`). With a dirty `bitmap` (its size
+    /// already checked by the ioctl), every page unmapped is reported dirty
+    /// in it.
+    pub(crate) fn unmap(
+        &self,
+        argsz: u32,
+        flags: u32,
+        iova: u64,
+        size: u64,
+        bitmap: Option<UserBitmap>,
+    ) -> Result<u64> {
         let mut inner = self.inner.lock();
-        let range =
-            dma_args::check_unmap(argsz, flags, iova, size, inner.min_pgsize()).map_err(refusal)?;
+        let pgsize = inner.min_pgsize();
+        let range = dma_args::check_unmap(argsz, flags, iova, size, pgsize).map_err(refusal)?;
+        if let Some(b) = &bitmap {
+            if !inner.dirty_tracking || b.pgsize != pgsize {
+                return Err(EINVAL);
+            }
+        }
         if self.v2 && flags & dma_args::UNMAP_FLAG_ALL == 0 {
             dma_args::check_no_bisect(range, inner.dma_at(range.start), inner.dma_at(range.last))
                 .map_err(refusal)?;
         }
+        if flags & dma_args::UNMAP_FLAG_VADDR != 0 {
+            return inner.invalidate_vaddr(range, self.v2);
+        }
         let mut unmapped = 0;
         loop {
-            let Some(c) = inner.dmas.cursor_lower_bound_mut(&range.start) else {
+            let Some(mut c) = inner.dmas.cursor_lower_bound_mut(&range.start) else {
                 break;
             };
             let d = c.current().1.iova;
@@ -990,18 +1223,93 @@ impl Container {
             if d.start > range.last || (!self.v2 && range.start > d.start) {
                 break;
             }
+            if let Some(b) = &bitmap {
+                c.current_mut()
+                    .1
+                    .report_dirty(b.data, range.start, pgsize.trailing_zeros())?;
+            }
             let (_, node) = c.remove_current();
             let (_, dma) = node.to_key_value();
-            inner.ndma -= 1;
             unmapped += d.last - d.start + 1;
             inner.release_dma(dma);
         }
         Ok(unmapped)
     }
 
+    /// `VFIO_IOMMU_DIRTY_PAGES`.
+    pub(crate) fn dirty_pages(&self, op: dirty::DirtyOp, get: Option<GetBitmap>) -> Result {
+        let mut inner = self.inner.lock();
+        match op {
+            dirty::DirtyOp::Start => {
+                if !inner.dirty_tracking {
+                    // Every mapping gets its bitmap, or none does.
+                    let shift = inner.min_pgsize().trailing_zeros();
+                    let mut res = Ok(());
+                    for (_, d) in inner.dmas.iter_mut() {
+                        res = d.start_dirty(shift);
+                        if res.is_err() {
+                            break;
+                        }
+                    }
+                    if res.is_err() {
+                        for (_, d) in inner.dmas.iter_mut() {
+                            d.dirty = KVVec::new();
+                        }
+                        return res;
+                    }
+                    inner.dirty_tracking = true;
+                }
+                Ok(())
+            }
+            dirty::DirtyOp::Stop => {
+                if inner.dirty_tracking {
+                    inner.dirty_tracking = false;
+                    for (_, d) in inner.dmas.iter_mut() {
+                        d.dirty = KVVec::new();
+                    }
+                }
+                Ok(())
+            }
+            dirty::DirtyOp::GetBitmap => {
+                let g = get.ok_or(EINVAL)?;
+                let pgsize = inner.min_pgsize();
+                dirty::check_get_bitmap_container(
+                    g.iova,
+                    g.last - g.iova + 1,
+                    g.pgsize,
+                    pgsize,
+                    inner.dirty_tracking,
+                )
+                .map_err(dirty_errno)?;
+                // The range must not split a mapping, as an unmap.
+                let range = Range {
+                    start: g.iova,
+                    last: g.last,
+                };
+                dma_args::check_no_bisect(range, inner.dma_at(g.iova), inner.dma_at(g.last))
+                    .map_err(refusal)?;
+                let mut c = inner.dmas.cursor_lower_bound_mut(&g.iova);
+                while let Some(mut cur) = c {
+                    let d = cur.current_mut().1;
+                    if d.iova.start > g.last {
+                        break;
+                    }
+                    d.report_dirty(g.data, g.iova, pgsize.trailing_zeros())?;
+                    c = cur.move_next();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Do all its domains enforce cache coherency (`VFIO_DMA_CC_IOMMU`)?
+    pub(crate) fn cache_coherent(&self) -> bool {
+        self.inner.lock().domains.iter().all(|d| d.coherent)
+    }
+
     /// How many more mappings the container takes.
     pub(crate) fn dma_avail(&self) -> usize {
-        DMA_ENTRY_LIMIT - self.inner.lock().ndma
+        self.inner.lock().dma_avail
     }
 
     /// The page sizes offered and the usable IOVA ranges: the intersection
@@ -1048,7 +1356,7 @@ pub(crate) fn show_apertures(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Res
             write!(f, "{}{}", if first { "" } else { "," }, g.id())?;
             first = false;
         }
-        write!(f, " mappings={}", inner.ndma)?;
+        write!(f, " mappings={}", inner.dmas.iter().count())?;
         match inner.aperture {
             Some(a) => write!(f, " aperture={:#x}+{:#x}", a.start, a.last - a.start + 1)?,
             None => write!(f, " aperture=none")?,

@@ -13,8 +13,17 @@ use crate::iova::Range;
 pub const MAP_FLAG_READ: u32 = 1 << 0;
 /// `VFIO_DMA_MAP_FLAG_WRITE`: the device may write it.
 pub const MAP_FLAG_WRITE: u32 = 1 << 1;
+/// `VFIO_DMA_MAP_FLAG_VADDR`: give an invalidated mapping its new user
+/// address (`VFIO_UPDATE_VADDR`).
+pub const MAP_FLAG_VADDR: u32 = 1 << 2;
+/// `VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP`: report the unmapped pages in a
+/// dirty bitmap (a `struct vfio_bitmap` follows the request).
+pub const UNMAP_FLAG_GET_DIRTY_BITMAP: u32 = 1 << 0;
 /// `VFIO_DMA_UNMAP_FLAG_ALL`: unmap everything (`iova` and `size` zero).
 pub const UNMAP_FLAG_ALL: u32 = 1 << 1;
+/// `VFIO_DMA_UNMAP_FLAG_VADDR`: do not unmap; invalidate the user address
+/// until a `MAP_DMA` with `VFIO_DMA_MAP_FLAG_VADDR` gives a new one.
+pub const UNMAP_FLAG_VADDR: u32 = 1 << 2;
 
 /// `offsetofend(struct vfio_iommu_type1_dma_map, size)`.
 pub const MAP_MINSZ: u32 = 32;
@@ -41,12 +50,15 @@ pub struct MapRequest {
     pub read: bool,
     /// The device may write.
     pub write: bool,
+    /// `VFIO_DMA_MAP_FLAG_VADDR`: a new user address for an invalidated
+    /// mapping of exactly `iova`, not a new mapping.
+    pub set_vaddr: bool,
 }
 
 /// Checks a `MAP_DMA` request's own fields. `pgsize` is the smallest page
-/// size the container offers (a power of two). Flags other than READ and
-/// WRITE (`VFIO_DMA_MAP_FLAG_VADDR`: `VFIO_UPDATE_VADDR` is not offered) are
-/// refused.
+/// size the container offers (a power of two). A request sets a user
+/// address (`VFIO_DMA_MAP_FLAG_VADDR`, without READ or WRITE) or maps
+/// (READ and/or WRITE).
 pub fn check_map(
     argsz: u32,
     flags: u32,
@@ -55,7 +67,7 @@ pub fn check_map(
     size: u64,
     pgsize: u64,
 ) -> Result<MapRequest, Refusal> {
-    if argsz < MAP_MINSZ || flags & !(MAP_FLAG_READ | MAP_FLAG_WRITE) != 0 {
+    if argsz < MAP_MINSZ || flags & !(MAP_FLAG_READ | MAP_FLAG_WRITE | MAP_FLAG_VADDR) != 0 {
         return Err(Refusal::Invalid);
     }
     if size == 0 {
@@ -63,7 +75,9 @@ pub fn check_map(
     }
     let last = iova.checked_add(size - 1).ok_or(Refusal::Overflow)?;
     vaddr.checked_add(size - 1).ok_or(Refusal::Overflow)?;
-    if flags == 0 {
+    let set_vaddr = flags & MAP_FLAG_VADDR != 0;
+    let prot = flags & (MAP_FLAG_READ | MAP_FLAG_WRITE) != 0;
+    if prot == set_vaddr {
         return Err(Refusal::Invalid);
     }
     if (size | iova | vaddr) & (pgsize - 1) != 0 {
@@ -74,12 +88,27 @@ pub fn check_map(
         vaddr,
         read: flags & MAP_FLAG_READ != 0,
         write: flags & MAP_FLAG_WRITE != 0,
+        set_vaddr,
     })
 }
 
+/// Checks an `UNMAP_DMA` request's header, before anything else
+/// (`vfio_iommu_type1_unmap_dma`): known flags, and a dirty bitmap only
+/// for a plain unmap.
+pub fn check_unmap_header(argsz: u32, flags: u32) -> Result<(), Refusal> {
+    let known = UNMAP_FLAG_GET_DIRTY_BITMAP | UNMAP_FLAG_ALL | UNMAP_FLAG_VADDR;
+    if argsz < UNMAP_MINSZ || flags & !known != 0 {
+        return Err(Refusal::Invalid);
+    }
+    if flags & UNMAP_FLAG_GET_DIRTY_BITMAP != 0 && flags & (UNMAP_FLAG_ALL | UNMAP_FLAG_VADDR) != 0
+    {
+        return Err(Refusal::Invalid);
+    }
+    Ok(())
+}
+
 /// Checks an `UNMAP_DMA` request's own fields; returns the IOVA range to
-/// unmap (everything for `VFIO_DMA_UNMAP_FLAG_ALL`). Dirty-bitmap and VADDR
-/// flags are refused: neither feature is offered.
+/// unmap (everything for `VFIO_DMA_UNMAP_FLAG_ALL`).
 pub fn check_unmap(
     argsz: u32,
     flags: u32,
@@ -87,9 +116,7 @@ pub fn check_unmap(
     size: u64,
     pgsize: u64,
 ) -> Result<Range, Refusal> {
-    if argsz < UNMAP_MINSZ || flags & !UNMAP_FLAG_ALL != 0 {
-        return Err(Refusal::Invalid);
-    }
+    check_unmap_header(argsz, flags)?;
     if iova & (pgsize - 1) != 0 {
         return Err(Refusal::Invalid);
     }

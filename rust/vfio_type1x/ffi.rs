@@ -55,6 +55,8 @@ extern "C" {
     fn t1x_register() -> c_int;
     fn t1x_unregister();
     fn t1x_domain_alloc(group: *mut RawGroup, out: *mut *mut RawDomain) -> c_int;
+    fn t1x_domain_enforce_cc(domain: *mut RawDomain) -> bool;
+    fn t1x_access_ok(addr: u64, size: u64) -> bool;
     fn t1x_domain_free(domain: *mut RawDomain);
     fn t1x_domain_attach(domain: *mut RawDomain, group: *mut RawGroup) -> c_int;
     fn t1x_domain_detach(domain: *mut RawDomain, group: *mut RawGroup);
@@ -102,13 +104,20 @@ unsafe impl Send for Mm {}
 // SAFETY: as above; `Mm` has no interior mutability of its own.
 unsafe impl Sync for Mm {}
 
+/// `access_ok()` of `size` bytes of user memory at `addr`.
+pub(crate) fn access_ok(addr: u64, size: u64) -> bool {
+    // SAFETY: only compares the range with the user address space's limit.
+    unsafe { t1x_access_ok(addr, size) }
+}
+
 impl Mm {
-    /// The calling process's mm; `EPERM` from a kernel thread.
+    /// The calling process's mm; `ENODEV` from a kernel thread, as
+    /// upstream's `vfio_pin_pages_remote()`.
     pub(crate) fn current() -> Result<Mm> {
         // SAFETY: no precondition; the shim takes a reference.
         let mm = unsafe { t1x_mm_current() };
         // INVARIANT: a non-NULL return carries the reference.
-        NonNull::new(mm).map(Mm).ok_or(EPERM)
+        NonNull::new(mm).map(Mm).ok_or(ENODEV)
     }
 
     /// Charges `npages` locked pages to the mm (`ENOMEM` over
@@ -116,6 +125,11 @@ impl Mm {
     pub(crate) fn charge(&self, npages: u64) -> Result {
         // SAFETY: the mm is referenced (type invariant).
         kernel::error::to_result(unsafe { t1x_account(self.0.as_ptr(), npages, 1) })
+    }
+
+    /// Is `other` the same mm?
+    pub(crate) fn same(&self, other: &Mm) -> bool {
+        self.0 == other.0
     }
 
     /// Refunds `npages` locked pages.
@@ -395,6 +409,13 @@ impl Domain {
         kernel::error::to_result(unsafe { t1x_domain_alloc(group.0.as_ptr(), &mut out) })?;
         // INVARIANT: the shim returned success, so `out` is a new domain.
         NonNull::new(out).map(Domain).ok_or(ENOMEM)
+    }
+
+    /// Turns on cache-coherency enforcement where the IOMMU offers it (as
+    /// upstream does for every domain); whether it is on.
+    pub(crate) fn enforce_cache_coherency(&self) -> bool {
+        // SAFETY: the domain pointer is live (type invariant).
+        unsafe { t1x_domain_enforce_cc(self.0.as_ptr()) }
     }
 
     /// Attaches `group` to the domain.

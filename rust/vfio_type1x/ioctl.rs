@@ -18,11 +18,16 @@ use kernel::{
 
 use crate::{
     container::{
+        dirty_errno,
         Container,
+        GetBitmap,
+        UserBitmap,
         VFIO_TYPE1V2_IOMMU,
         VFIO_TYPE1_IOMMU, //
     },
-    dma_args, //
+    dirty,
+    dma_args,
+    ffi, //
 };
 
 const fn vfio_io(nr: u32) -> u32 {
@@ -34,8 +39,13 @@ const VFIO_CHECK_EXTENSION: u32 = vfio_io(1);
 const VFIO_IOMMU_GET_INFO: u32 = vfio_io(12);
 const VFIO_IOMMU_MAP_DMA: u32 = vfio_io(13);
 const VFIO_IOMMU_UNMAP_DMA: u32 = vfio_io(14);
+const VFIO_IOMMU_DIRTY_PAGES: u32 = vfio_io(17);
+/// `VFIO_DMA_CC_IOMMU` extension: the domains enforce cache coherency.
+const VFIO_DMA_CC_IOMMU: usize = 4;
 /// `VFIO_UNMAP_ALL` extension.
 const VFIO_UNMAP_ALL: usize = 9;
+/// `VFIO_UPDATE_VADDR` extension.
+const VFIO_UPDATE_VADDR: usize = 10;
 /// include/uapi/linux/vfio_type1x.h.
 const VFIO_TYPE1X_MSI_APERTURE: usize = 0x4152_4d00;
 const VFIO_TYPE1X_SET_MSI_APERTURE: u32 = 0xA9 << 8;
@@ -49,16 +59,18 @@ const INFO_MINSZ: usize = 16;
 const VFIO_IOMMU_INFO_PGSIZES: u32 = 1 << 0;
 const VFIO_IOMMU_INFO_CAPS: u32 = 1 << 1;
 const VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE: u16 = 1;
+const VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION: u16 = 2;
 const VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL: u16 = 3;
 
 /// Runs one container ioctl; `container` is `None` before `open`.
 pub(crate) fn dispatch(container: Option<&Container>, cmd: c_uint, arg: c_ulong) -> c_long {
     let r = match (cmd, container) {
-        (VFIO_CHECK_EXTENSION, _) => Ok(check_extension(arg)),
+        (VFIO_CHECK_EXTENSION, c) => Ok(check_extension(c, arg)),
         (_, None) => Err(EINVAL),
         (VFIO_IOMMU_GET_INFO, Some(c)) => get_info(c, arg).map(|()| 0),
         (VFIO_IOMMU_MAP_DMA, Some(c)) => map_dma(c, arg).map(|()| 0),
         (VFIO_IOMMU_UNMAP_DMA, Some(c)) => unmap_dma(c, arg).map(|()| 0),
+        (VFIO_IOMMU_DIRTY_PAGES, Some(c)) => dirty_pages(c, arg).map(|()| 0),
         (VFIO_TYPE1X_SET_MSI_APERTURE, Some(c)) => set_aperture(c, arg).map(|()| 0),
         _ => Err(ENOTTY),
     };
@@ -68,14 +80,19 @@ pub(crate) fn dispatch(container: Option<&Container>, cmd: c_uint, arg: c_ulong)
     }
 }
 
-fn check_extension(arg: c_ulong) -> c_long {
-    match arg {
-        VFIO_TYPE1_IOMMU | VFIO_TYPE1V2_IOMMU => {
-            c_long::from(crate::module_parameters::serve_type1.value())
-        }
-        VFIO_UNMAP_ALL | VFIO_TYPE1X_MSI_APERTURE => 1,
-        _ => 0,
-    }
+/// `VFIO_CHECK_EXTENSION`, on a container this backend serves or (`None`)
+/// before the container has a backend, when VFIO asks every driver.
+fn check_extension(c: Option<&Container>, arg: c_ulong) -> c_long {
+    // Would a type1 container be ours?
+    let serves = c.is_some() || crate::module_parameters::serve_type1.value();
+    let yes = match arg {
+        VFIO_TYPE1_IOMMU | VFIO_TYPE1V2_IOMMU | VFIO_TYPE1X_MSI_APERTURE => serves,
+        VFIO_UNMAP_ALL => true,
+        VFIO_UPDATE_VADDR => c.is_some(),
+        VFIO_DMA_CC_IOMMU => c.is_some_and(|c| c.cache_coherent()),
+        _ => false,
+    };
+    c_long::from(yes)
 }
 
 fn get_info(c: &Container, arg: c_ulong) -> Result {
@@ -92,10 +109,17 @@ fn get_info(c: &Container, arg: c_ulong) -> Result {
 
     let (pgsizes, ranges) = c.iova_info();
 
-    // The capability chain: DMA_AVAIL, the IOVA ranges, and the MSI
-    // aperture with the doorbells mapped in it.
+    // The capability chain, in upstream's order: migration (dirty page
+    // tracking), DMA_AVAIL, the IOVA ranges; then the MSI aperture with the
+    // doorbells mapped in it.
     let mut caps = CapChain::new();
-    // CAST: at most `DMA_ENTRY_LIMIT`, which fits in u32.
+    caps.start(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION)?;
+    // flags, pad, pgsize_bitmap (the smallest page), max_dirty_bitmap_size.
+    caps.put(&0u32.to_ne_bytes())?;
+    caps.put(&0u32.to_ne_bytes())?;
+    caps.put(&(pgsizes & pgsizes.wrapping_neg()).to_ne_bytes())?;
+    caps.put(&dirty::BITMAP_SIZE_MAX.to_ne_bytes())?;
+    // CAST: at most the `dma_entry_limit` parameter, a u32.
     caps.start(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL)?;
     caps.put(&(c.dma_avail() as u32).to_ne_bytes())?;
     caps.start(VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE)?;
@@ -118,7 +142,7 @@ fn get_info(c: &Container, arg: c_ulong) -> Result {
             caps.put(&pa.to_ne_bytes())?;
         }
     }
-    let cap = caps.finish();
+    let cap = caps.finish()?;
 
     let mut flags = VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS;
     let needed = INFO_SIZE + cap.len();
@@ -144,7 +168,9 @@ fn get_info(c: &Container, arg: c_ulong) -> Result {
 }
 
 /// Builds a `vfio_info_cap_header` chain whose `next` offsets count from
-/// the start of the info struct, which the chain follows.
+/// the start of the info struct, which the chain follows. Each capability
+/// is padded to 8 bytes, as `vfio_info_cap_add()` does, so that the next
+/// one's `__aligned_u64` fields are aligned.
 struct CapChain {
     buf: KVec<u8>,
     /// Offset in `buf` of the last header's `next` field.
@@ -161,6 +187,7 @@ impl CapChain {
 
     /// Starts capability `id` (version 1) and links the previous one to it.
     fn start(&mut self, id: u16) -> Result {
+        self.pad()?;
         // CAST: the chain is a few hundred bytes.
         let here = (INFO_SIZE + self.buf.len()) as u32;
         if let Some(at) = self.last_next {
@@ -177,8 +204,17 @@ impl CapChain {
         Ok(())
     }
 
-    fn finish(self) -> KVec<u8> {
-        self.buf
+    /// Zeroes up to the next multiple of 8 bytes.
+    fn pad(&mut self) -> Result {
+        while self.buf.len() % 8 != 0 {
+            self.buf.push(0, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<KVec<u8>> {
+        self.pad()?;
+        Ok(self.buf)
     }
 }
 
@@ -216,14 +252,76 @@ fn map_dma(c: &Container, arg: c_ulong) -> Result {
     )
 }
 
-/// `struct vfio_iommu_type1_dma_unmap`: argsz, flags, iova, size; the size
-/// unmapped is written back.
+/// `struct vfio_iommu_type1_dma_unmap`: argsz, flags, iova, size, and with
+/// `VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP` a `struct vfio_bitmap` (pgsize,
+/// size, data); the size unmapped is written back.
 fn unmap_dma(c: &Container, arg: c_ulong) -> Result {
     let base = UserPtr::from_addr(arg as usize);
     let mut u = [0u8; dma_args::UNMAP_MINSZ as usize];
     UserSlice::new(base, u.len()).reader().read_slice(&mut u)?;
-    let unmapped = c.unmap(u32_at(&u, 0), u32_at(&u, 4), u64_at(&u, 8), u64_at(&u, 16))?;
+    let (argsz, flags, size) = (u32_at(&u, 0), u32_at(&u, 4), u64_at(&u, 16));
+    dma_args::check_unmap_header(argsz, flags).map_err(|_| EINVAL)?;
+    let mut bitmap = None;
+    if flags & dma_args::UNMAP_FLAG_GET_DIRTY_BITMAP != 0 {
+        if argsz < dma_args::UNMAP_MINSZ + dirty::BITMAP_SIZE {
+            return Err(EINVAL);
+        }
+        let mut b = [0u8; dirty::BITMAP_SIZE as usize];
+        UserSlice::new(base.wrapping_byte_add(u.len()), b.len())
+            .reader()
+            .read_slice(&mut b)?;
+        let (pgsize, bsize, data) = (u64_at(&b, 0), u64_at(&b, 8), u64_at(&b, 16));
+        if !ffi::access_ok(data, bsize) {
+            return Err(EINVAL);
+        }
+        let npages = dirty::pages(size, dirty::page_shift(pgsize));
+        dirty::verify_bitmap_size(npages, bsize).map_err(|_| EINVAL)?;
+        bitmap = Some(UserBitmap {
+            pgsize,
+            // CAST: a user address, checked by `access_ok`.
+            data: UserPtr::from_addr(data as usize),
+        });
+    }
+    let unmapped = c.unmap(argsz, flags, u64_at(&u, 8), size, bitmap)?;
     UserSlice::new(base.wrapping_byte_add(16), 8)
         .writer()
         .write_slice(&unmapped.to_ne_bytes())
+}
+
+/// `VFIO_IOMMU_DIRTY_PAGES`: `struct vfio_iommu_type1_dirty_bitmap` (argsz,
+/// flags), followed for `GET_BITMAP` by a
+/// `struct vfio_iommu_type1_dirty_bitmap_get` (iova, size, and a
+/// `struct vfio_bitmap`: pgsize, size, data).
+fn dirty_pages(c: &Container, arg: c_ulong) -> Result {
+    let base = UserPtr::from_addr(arg as usize);
+    // Upstream refuses a type1 container before reading the argument.
+    if !c.v2 {
+        return Err(EACCES);
+    }
+    let mut h = [0u8; dirty::DIRTY_MINSZ as usize];
+    UserSlice::new(base, h.len()).reader().read_slice(&mut h)?;
+    let (argsz, flags) = (u32_at(&h, 0), u32_at(&h, 4));
+    let op = dirty::check_dirty_pages(c.v2, argsz, flags).map_err(dirty_errno)?;
+    if op != dirty::DirtyOp::GetBitmap {
+        return c.dirty_pages(op, None);
+    }
+    if argsz - dirty::DIRTY_MINSZ < dirty::GET_SIZE {
+        return Err(EINVAL);
+    }
+    let mut g = [0u8; dirty::GET_SIZE as usize];
+    UserSlice::new(base.wrapping_byte_add(h.len()), g.len())
+        .reader()
+        .read_slice(&mut g)?;
+    let (iova, size) = (u64_at(&g, 0), u64_at(&g, 8));
+    let (pgsize, bsize, data) = (u64_at(&g, 16), u64_at(&g, 24), u64_at(&g, 32));
+    let last = dirty::check_get_bitmap(iova, size, pgsize, bsize, ffi::access_ok(data, bsize))
+        .map_err(dirty_errno)?;
+    let get = GetBitmap {
+        iova,
+        last,
+        pgsize,
+        // CAST: a user address, checked by `access_ok`.
+        data: UserPtr::from_addr(data as usize),
+    };
+    c.dirty_pages(op, Some(get))
 }

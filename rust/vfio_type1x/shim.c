@@ -82,6 +82,22 @@ int t1x_domain_alloc(struct iommu_group *group, struct iommu_domain **out)
 	return 0;
 }
 
+/*
+ * Upstream turns on cache-coherency enforcement (blocking no-snoop) on
+ * every domain whose IOMMU can; an ops callback Rust cannot call.
+ */
+bool t1x_domain_enforce_cc(struct iommu_domain *domain)
+{
+	return domain->ops->enforce_cache_coherency &&
+	       domain->ops->enforce_cache_coherency(domain);
+}
+
+/* access_ok() is a macro on a __user pointer. */
+bool t1x_access_ok(u64 addr, u64 size)
+{
+	return access_ok(u64_to_user_ptr(addr), size);
+}
+
 void t1x_domain_free(struct iommu_domain *domain)
 {
 	iommu_domain_free(domain);

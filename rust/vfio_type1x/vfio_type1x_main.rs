@@ -30,6 +30,9 @@ mod aperture;
 mod container;
 // Shared with the host test crate, as `iova`.
 #[expect(unreachable_pub)]
+mod dirty;
+// Shared with the host test crate, as `iova`.
+#[expect(unreachable_pub)]
 mod dma_args;
 mod ffi;
 mod ioctl;
@@ -52,6 +55,10 @@ module! {
         msi_base: u64 {
             default: 0,
             description: "Default MSI aperture base for new containers (0: the IOMMU's software-MSI window, 0x8000000 on arm-smmu-v3)",
+        },
+        dma_entry_limit: u32 {
+            default: 65535,
+            description: "Maximum number of user DMA mappings per container (65535), as vfio_iommu_type1's",
         },
         allow_unsafe_interrupts: bool {
             default: false,

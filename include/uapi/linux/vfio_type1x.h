@@ -58,6 +58,8 @@
  *  EEXIST     overlaps a DMA mapping
  *  ENOSPC     too small for the doorbell pages the devices need
  *  EBUSY      a doorbell is already mapped in the current aperture
+ *  EOPNOTSUPP the IOMMU reports a hardware MSI region (IOMMU_RESV_MSI): it
+ *             does not translate MSIs, so no doorbell is mapped anywhere
  */
 struct vfio_type1x_msi_aperture {
 	__u32	argsz;

@@ -18,6 +18,10 @@ pub mod iova;
 #[path = "../../../rust/vfio_type1x/dma_args.rs"]
 pub mod dma_args;
 
+/// `rust/vfio_type1x/dirty.rs`: dirty page tracking's checks and bitmaps.
+#[path = "../../../rust/vfio_type1x/dirty.rs"]
+pub mod dirty;
+
 /// `rust/vfio_type1x/aperture.rs`: the user-chosen MSI aperture checks.
 #[path = "../../../rust/vfio_type1x/aperture.rs"]
 pub mod aperture;

@@ -175,3 +175,48 @@ fn doorbells_not_read_from_the_device_tree_count_a_page_each() {
         Ok(0x1000_2fff)
     );
 }
+
+/// A group's MSI window as upstream's vfio_iommu_has_sw_msi() decides it.
+#[test]
+fn hardware_msi_region_takes_precedence_over_the_software_window() {
+    use armsi_logic::aperture::{msi_window, MsiWindow, RESV_MSI, RESV_SW_MSI};
+    let sw = Range {
+        start: 0x800_0000,
+        last: 0x80f_ffff,
+    };
+    let hw = Range {
+        start: 0xfee0_0000,
+        last: 0xfeef_ffff,
+    };
+    let other = Range {
+        start: 0x1000,
+        last: 0x1fff,
+    };
+    assert_eq!(msi_window(&[]), MsiWindow::Absent);
+    assert_eq!(msi_window(&[(other, 2)]), MsiWindow::Absent);
+    assert_eq!(msi_window(&[(sw, RESV_SW_MSI)]), MsiWindow::Software(sw));
+    assert_eq!(
+        msi_window(&[(sw, RESV_SW_MSI), (hw, RESV_MSI)]),
+        MsiWindow::Hardware
+    );
+    assert_eq!(
+        msi_window(&[(hw, RESV_MSI), (sw, RESV_SW_MSI)]),
+        MsiWindow::Hardware
+    );
+    // Of two software windows, the last counts.
+    assert_eq!(
+        msi_window(&[(other, RESV_SW_MSI), (sw, RESV_SW_MSI)]),
+        MsiWindow::Software(sw)
+    );
+}
+
+/// DMA avoids every reserved region but a relaxable direct one
+/// (vfio_iommu_resv_exclude, vfio_iommu_resv_conflict).
+#[test]
+fn relaxable_direct_regions_stay_usable() {
+    use armsi_logic::aperture::{dma_avoids, RESV_DIRECT_RELAXABLE, RESV_MSI, RESV_SW_MSI};
+    assert!(!dma_avoids(RESV_DIRECT_RELAXABLE));
+    for kind in [0, 2, RESV_MSI, RESV_SW_MSI] {
+        assert!(dma_avoids(kind), "type {kind}");
+    }
+}

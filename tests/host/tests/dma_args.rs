@@ -4,7 +4,8 @@
 
 use armsi_logic::dma_args::{
     check_map, check_no_bisect, check_unmap, contiguous_runs, in_usable, MapRequest, Refusal,
-    MAP_FLAG_READ as R, MAP_FLAG_WRITE as W, UNMAP_FLAG_ALL,
+    MAP_FLAG_READ as R, MAP_FLAG_VADDR as VADDR, MAP_FLAG_WRITE as W, UNMAP_FLAG_ALL,
+    UNMAP_FLAG_GET_DIRTY_BITMAP as DIRTY, UNMAP_FLAG_VADDR,
 };
 use armsi_logic::iova::Range;
 
@@ -22,8 +23,14 @@ fn map_ok() {
             iova: r(0x10_0000, 0x10_1fff),
             vaddr: 0x7000_0000,
             read: true,
-            write: true
+            write: true,
+            set_vaddr: false,
         })
+    );
+    // A new user address for an invalidated mapping: VADDR alone.
+    assert_eq!(
+        check_map(32, VADDR, 0x7000_0000, 0x10_0000, 0x2000, PG).map(|m| m.set_vaddr),
+        Ok(true)
     );
 }
 
@@ -33,15 +40,7 @@ fn map_refusals_in_type1_order() {
     let table: &[(&str, u32, u32, u64, u64, u64, Refusal)] = &[
         ("argsz too small", 31, R, 0, 0, PG, Invalid),
         ("unknown flag", 32, R | 0x8, 0, 0, PG, Invalid),
-        (
-            "VADDR flag (no VFIO_UPDATE_VADDR)",
-            32,
-            1 << 2,
-            0,
-            0,
-            PG,
-            Invalid,
-        ),
+        ("VADDR with a permission", 32, R | VADDR, 0, 0, PG, Invalid),
         ("zero size", 32, R, 0, 0, 0, Invalid),
         ("iova wraps", 32, R, 0, u64::MAX - PG + 1, 2 * PG, Overflow),
         ("vaddr wraps", 32, R, u64::MAX - PG + 1, 0, 2 * PG, Overflow),
@@ -74,8 +73,23 @@ fn unmap_checks() {
     );
     let table: &[(&str, u32, u32, u64, u64, Refusal)] = &[
         ("argsz too small", 23, 0, 0, PG, Invalid),
-        ("dirty bitmap flag", 24, 1, 0, PG, Invalid),
-        ("VADDR flag", 24, 1 << 2, 0, PG, Invalid),
+        ("unknown flag", 24, 1 << 3, 0, PG, Invalid),
+        (
+            "dirty bitmap with ALL",
+            24,
+            DIRTY | UNMAP_FLAG_ALL,
+            0,
+            0,
+            Invalid,
+        ),
+        (
+            "dirty bitmap with VADDR",
+            24,
+            DIRTY | UNMAP_FLAG_VADDR,
+            0,
+            PG,
+            Invalid,
+        ),
         ("unaligned iova", 24, 0, 0x10, PG, Invalid),
         ("ALL with an iova", 24, UNMAP_FLAG_ALL, PG, 0, Invalid),
         ("ALL with a size", 24, UNMAP_FLAG_ALL, 0, PG, Invalid),
