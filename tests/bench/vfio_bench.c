@@ -74,6 +74,10 @@ static int open_group(const char *bdf, int container)
 static void backend(int ours)
 {
 	mod_unload("vfio_type1x");
+	/* vfio_type1x links against msi_isolation's query: load it first. */
+	if (ours && access("/sys/module/msi_isolation", F_OK) &&
+	    mod_load("/armsi/modules/msi_isolation.ko", ""))
+		die("load msi_isolation");
 	if (ours && mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"))
 		die("load vfio_type1x");
 }
@@ -207,6 +211,9 @@ int main(int argc, char **argv)
 			close(g1);
 			close(c);
 		}
+		for (k = 0; k < 7; k++)
+			printf("# round %d %s upstream=%.9f ours=%.9f s\n", r + 1, names[k],
+			       v[0][k][r], v[1][k][r]);
 	}
 	mod_unload("vfio_type1x");
 	for (k = 0; k < 7; k++) {

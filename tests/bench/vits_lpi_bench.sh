@@ -3,12 +3,15 @@
 #
 # vgic_lpi_stress (upstream KVM selftest) LPIs/s with KVM's built-in ITS and
 # with kvm_vits, alternating within one boot, for each configuration; prints
-# every round, then the medians and the ratio kvm_vits / built-in:
+# every round, then the medians and the median ratio kvm_vits / built-in
+# with its 95% bootstrap interval:
 #
-#   # lpi <config> builtin=<median> vits=<median> ratio=<r>
+#   # lpi <config> upstream=<median> ours=<median> ratio=<r> [95% lo, hi] <verdict>
 #
 #   vits_lpi_bench.sh [rounds]
-rounds=${1:-5}
+rounds=${1:-9}
+# tests/bench/ratio.c, built by scripts/bench.sh.
+ratio_bin=/armsi/tests/bench_ratio
 peer=/armsi/kvm_peer.sh
 fail=0
 
@@ -26,11 +29,10 @@ rate() { # backend config...
 	echo "$r"
 }
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-for cfg in "-v 2 -d 2 -e 8 -i 4000" "-v 2 -d 16 -e 16 -i 250" "-v 1 -d 1 -e 17 -i 4000"; do
+for cfg in "-v 2 -d 2 -e 8 -i 4000" "-v 2 -d 16 -e 16 -i 250" "-v 1 -d 1 -e 17 -i 4000" \
+	"-v 1 -d 1 -e 1 -i 40000"; do
 	name=$(echo "$cfg" | sed 's/ -i [0-9]*//; s/ //g')
-	bl=; vl=
+	pairs=
 	i=1
 	while [ $i -le "$rounds" ]; do
 		# Alternate which backend goes first.
@@ -40,11 +42,11 @@ for cfg in "-v 2 -d 2 -e 8 -i 4000" "-v 2 -d 16 -e 16 -i 250" "-v 1 -d 1 -e 17 -
 			v=$(rate vits $cfg); b=$(rate builtin $cfg)
 		fi
 		echo "# lpi-round $name round=$i builtin=$b vits=$v"
-		bl="$bl $b"; vl="$vl $v"
+		pairs="$pairs
+$b $v"
 		i=$((i + 1))
 	done
-	mb=$(echo "$bl" | median); mv=$(echo "$vl" | median)
-	ratio=$(awk -v a="$mv" -v b="$mb" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-	echo "# lpi $name builtin=$mb vits=$mv ratio=$ratio"
+	# The per-round pairs, upstream first, to the interval helper.
+	echo "# lpi $name $(echo "$pairs" | $ratio_bin)"
 done
 exit $fail
