@@ -4,8 +4,12 @@
 //! MSI translation cache (`cache.rs`), and the model's [`Env`] over KVM.
 //!
 //! Locking: KVM's `kvm->lock` -> vCPU mutexes -> `config_lock` (taken by the
-//! shim for attributes) -> `model` -> the core's `lpi_xa` lock and
-//! `irq_lock`. The MSI fast path (irqfd, atomic) takes no lock of ours.
+//! shim for attributes) -> `queue` -> `model` -> the core's `lpi_xa` lock
+//! and `irq_lock`. `queue` (upstream's `cmd_lock`) serialises the writers
+//! of the command queue and is held while it runs; `model` (upstream's
+//! `its_lock`) is taken per command, so an MSI that misses the translation
+//! cache waits for one command, not for the queue. The MSI fast path
+//! (irqfd, atomic) takes no lock of ours.
 
 use core::{
     ptr::NonNull,
@@ -423,6 +427,9 @@ pub(crate) struct Its {
     kvm: Kvm,
     /// Guest physical base of the frame, `u64::MAX` until set.
     base: AtomicU64,
+    /// Held by whoever writes or runs the command queue, before `model`.
+    #[pin]
+    queue: Mutex<()>,
     #[pin]
     model: Mutex<Model>,
     cache: TranslationCache,
@@ -438,7 +445,8 @@ impl Its {
         try_pin_init!(Its {
             kvm,
             base: AtomicU64::new(u64::MAX),
-            model <- new_mutex!(Model::new()),
+            queue <- new_mutex!((), "Its::queue"),
+            model <- new_mutex!(Model::new(), "Its::model"),
             // In place: the cache is too large for the stack.
             cache <- pin_init::zeroed::<TranslationCache>(),
         })
@@ -508,10 +516,26 @@ impl Its {
         self.model.lock().mmio_read(&mut env, offset, len)
     }
 
-    /// A guest write of the frame.
+    /// A guest write of the frame. A write that starts the command queue
+    /// (CWRITER, enabling CTLR) runs it here, one command per hold of
+    /// `model`, with `queue` held throughout so that CWRITER stays put.
     pub(crate) fn mmio_write(&self, offset: u64, len: u32, val: u64) {
         let mut env = self.env();
-        self.model.lock().mmio_write(&mut env, offset, len, val)
+        let _queue = self.queue.lock();
+        let (run, slots) = {
+            let mut model = self.model.lock();
+            let run = model.mmio_write_deferred(&mut env, offset, len, val);
+            (run, model.queue_slots())
+        };
+        if !run {
+            return;
+        }
+        for _ in 0..slots {
+            let mut model = self.model.lock();
+            if !model.step_command(&mut env) {
+                break;
+            }
+        }
     }
 
     /// Does `KVM_DEV_ARM_VGIC_GRP_ITS_REGS` know this offset?
@@ -528,12 +552,14 @@ impl Its {
     /// A VMM writes a register.
     pub(crate) fn reg_write(&self, offset: u64, val: u64) -> Result<(), Errno> {
         let mut env = self.env();
+        let _queue = self.queue.lock();
         self.model.lock().uaccess_write(&mut env, offset, val)
     }
 
     /// `KVM_DEV_ARM_VGIC_GRP_CTRL`.
     pub(crate) fn ctrl(&self, attr: u64) -> Result<(), Errno> {
         let mut env = self.env();
+        let _queue = self.queue.lock();
         let mut model = self.model.lock();
         match attr {
             CTRL_RESET => {

@@ -402,6 +402,11 @@ pub struct Its<E: Env> {
     next_coll_seq: u64,
     collections: E::Vec<Collection>,
     stats: Stats,
+    /// Register writes leave the queue to the caller
+    /// ([`Its::mmio_write_deferred`]).
+    defer_queue: bool,
+    /// A deferred write wants the queue run.
+    queue_pending: bool,
 }
 
 impl<E: Env> Default for Its<E> {
@@ -427,6 +432,8 @@ impl<E: Env> Its<E> {
             next_coll_seq: 0,
             collections: E::Vec::new_empty(),
             stats: Stats::default(),
+            defer_queue: false,
+            queue_pending: false,
         };
         its.set_abi(NR_ITS_ABIS - 1);
         its
@@ -1070,38 +1077,55 @@ impl<E: Env> Its<E> {
         }
     }
 
-    /// `vgic_its_process_commands()`: run the queue from CREADR to CWRITER.
+    /// `vgic_its_process_commands()`: run the queue from CREADR to CWRITER
+    /// (or, in a deferred write, note that it must run).
     fn process_commands(&mut self, env: &mut E) {
-        if !self.enabled {
+        if self.defer_queue {
+            self.queue_pending = true;
             return;
         }
-        let base = cbaser_addr(self.cbaser);
-        let size = cmd_buffer_size(self.cbaser);
         // CREADR and CWRITER are always 32-byte aligned and below the queue
         // size, so this ends within one turn of the queue; the bound only
         // guards against a broken invariant.
-        let mut budget = size / ITS_CMD_SIZE + 1;
-        while self.cwriter != self.creadr && budget > 0 {
+        let mut budget = self.queue_slots();
+        while budget > 0 && self.step_command(env) {
             budget -= 1;
-            let mut buf = [0u8; ITS_CMD_SIZE as usize];
-            // A failed read skips the command (GICv3 spec 6.3.2).
-            if env
-                .read_guest(base.wrapping_add(self.creadr), &mut buf)
-                .is_ok()
-            {
-                let mut cmd = [0u64; 4];
-                for (w, b) in cmd.iter_mut().zip(buf.chunks_exact(8)) {
-                    let mut le = [0u8; 8];
-                    le.copy_from_slice(b);
-                    *w = u64::from_le_bytes(le);
-                }
-                self.process_command(env, &cmd);
-            }
-            self.creadr += ITS_CMD_SIZE;
-            if self.creadr >= size {
-                self.creadr = 0;
-            }
         }
+    }
+
+    /// How many commands the queue holds: a bound on the
+    /// [`Its::step_command`] calls that drain it while CWRITER stays.
+    pub fn queue_slots(&self) -> u64 {
+        cmd_buffer_size(self.cbaser) / ITS_CMD_SIZE + 1
+    }
+
+    /// Runs the command at CREADR, if the ITS is enabled and the queue is
+    /// not empty, and advances CREADR; whether it ran one.
+    pub fn step_command(&mut self, env: &mut E) -> bool {
+        if !self.enabled || self.cwriter == self.creadr {
+            return false;
+        }
+        let base = cbaser_addr(self.cbaser);
+        let size = cmd_buffer_size(self.cbaser);
+        let mut buf = [0u8; ITS_CMD_SIZE as usize];
+        // A failed read skips the command (GICv3 spec 6.3.2).
+        if env
+            .read_guest(base.wrapping_add(self.creadr), &mut buf)
+            .is_ok()
+        {
+            let mut cmd = [0u64; 4];
+            for (w, b) in cmd.iter_mut().zip(buf.chunks_exact(8)) {
+                let mut le = [0u8; 8];
+                le.copy_from_slice(b);
+                *w = u64::from_le_bytes(le);
+            }
+            self.process_command(env, &cmd);
+        }
+        self.creadr += ITS_CMD_SIZE;
+        if self.creadr >= size {
+            self.creadr = 0;
+        }
+        true
     }
 
     // ---- registers -----------------------------------------------------
@@ -1246,6 +1270,20 @@ impl<E: Env> Its<E> {
 
     /// A guest write of `len` bytes at `offset` in the ITS frame. Unknown
     /// offsets and bad sizes or alignments are ignored.
+    /// A guest write of the frame that leaves the command queue to the
+    /// caller: true when the write wants it run, with
+    /// [`Its::step_command`] until it returns false (at most
+    /// [`Its::queue_slots`] times). Upstream runs the queue holding only its
+    /// command lock and takes the ITS lock per command, so an MSI waits for
+    /// one command, not the queue: a caller that drops this model's lock
+    /// between steps does the same.
+    pub fn mmio_write_deferred(&mut self, env: &mut E, offset: u64, len: u32, val: u64) -> bool {
+        self.defer_queue = true;
+        self.mmio_write(env, offset, len, val);
+        self.defer_queue = false;
+        core::mem::take(&mut self.queue_pending)
+    }
+
     pub fn mmio_write(&mut self, env: &mut E, offset: u64, len: u32, val: u64) {
         if offset >= ITS_FRAME_SIZE {
             return;

@@ -316,6 +316,43 @@ fn command_queue_processing_and_wrap() {
     finish(its, env);
 }
 
+/// A deferred write leaves the queue to the caller, who runs it one
+/// command at a time (dropping the model's lock in between, in the kernel):
+/// CREADR moves one command per step and the result is the inline one's.
+#[test]
+fn deferred_queue_runs_one_command_per_step() {
+    let (mut its, mut env) = setup(false);
+    for (slot, icid) in [(0u64, 0u16), (1, 1), (2, 2)] {
+        put_cmd(
+            &mut env,
+            slot,
+            Command::Mapc {
+                icid,
+                target: 1,
+                valid: true,
+            },
+        );
+    }
+    assert!(its.mmio_write_deferred(&mut env, GITS_CWRITER, 8, 0x60));
+    assert_eq!(its.regs().creadr, 0);
+    assert_eq!(its.collections().len(), 0);
+    // Not quiescent while commands wait.
+    assert_eq!(its.mmio_read(&mut env, GITS_CTLR, 4), 0x1);
+    assert!(its.step_command(&mut env));
+    assert_eq!(its.regs().creadr, 0x20);
+    assert_eq!(its.collections().len(), 1);
+    assert!(its.step_command(&mut env));
+    assert!(its.step_command(&mut env));
+    assert!(!its.step_command(&mut env));
+    assert_eq!(its.regs().creadr, 0x60);
+    assert_eq!(its.collections().len(), 3);
+    assert_eq!(its.mmio_read(&mut env, GITS_CTLR, 4), 0x8000_0001);
+    // A write that does not start the queue says so; the bound holds.
+    assert!(!its.mmio_write_deferred(&mut env, GITS_CBASER, 8, 0));
+    assert_eq!(its.queue_slots(), 129);
+    finish(its, env);
+}
+
 #[test]
 fn unreadable_commands_are_skipped() {
     let (mut its, _) = setup(false);
