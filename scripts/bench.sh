@@ -13,6 +13,8 @@
 #                           built-in ITS and with kvm_vits, alternating, at
 #                           -v 2 -d 2 -e 8, -v 2 -d 16 -e 16, -v 1 -d 1 -e 17
 #                           and the single stream -v 1 -d 1 -e 1
+#   busy-queue              KVM_SIGNAL_MSI latency (translation cache misses)
+#                           while the guest runs INVALLs, built-in vs kvm_vits
 #   msi-rtt                 an assigned edu's MSI round trip seen from a KVM
 #                           guest (raise to LPI handler): vfio_iommu_type1 +
 #                           KVM's ITS against vfio_type1x + kvm_vits, median
@@ -61,10 +63,14 @@ aarch64-linux-gnu-gcc -static -O2 -Wall -Werror -o "$top/build/guest/tests/bench
 # in its bench mode): 15 alternating pairs of VMs, 300 MSIs each.
 printf '#!/bin/sh\nexec /armsi/tests/collide_test bench 15 300\n' > "$bench/d_msi_rtt"
 chmod +x "$bench/d_msi_rtt"
+# MSI injection (cache misses) while the guest keeps the ITS command queue
+# busy with INVALLs (tests/kvm/vits_cmds_test.c, bench-busy).
+printf '#!/bin/sh\nexec /armsi/tests/vits_cmds_test bench-busy 9\n' > "$bench/e_vits_busy_queue"
+chmod +x "$bench/e_vits_busy_queue"
 
 scripts/vm.py check --variant perf --modules-dir "$src/rust" --only-extra \
 	--extra-tests "$bench" --tag bench --mem 3072 | tee build/logs/bench.out
-grep -h '^# \(map\|unmap\|msix\|lpi \|msi-rtt (\)' build/logs/bench.log | sed 's/^/  /' || true
+grep -h '^# \(map\|unmap\|msix\|lpi \|msi-rtt (\|busy-queue MSI\)' build/logs/bench.log | sed 's/^/  /' || true
 # The raw per-round samples, for another look at the intervals.
-grep -h '^# \(lpi-round\|msi-rtt round\|round\)' build/logs/bench.log > build/bench-samples.txt || true
+grep -h '^# \(lpi-round\|msi-rtt round\|busy-queue round\|round\)' build/logs/bench.log > build/bench-samples.txt || true
 echo "raw samples: build/bench-samples.txt"
