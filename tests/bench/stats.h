@@ -61,6 +61,22 @@ static inline struct stats_ratio stats_ratio(const double *ratio, int n)
 	return s;
 }
 
+/*
+ * Round @i of an A/B benchmark: @run(0) measures upstream's side, @run(1)
+ * ours; which goes first alternates with @i, so that a drift over the boot
+ * weighs on both sides alike.
+ */
+static inline void stats_pair(int i, double (*run)(int ours), double *up, double *ours)
+{
+	if (i % 2) {
+		*ours = run(1);
+		*up = run(0);
+	} else {
+		*up = run(0);
+		*ours = run(1);
+	}
+}
+
 /* "faster"/"slower"/"parity" for a speed ratio ours/upstream. */
 static inline const char *stats_verdict(struct stats_ratio s)
 {

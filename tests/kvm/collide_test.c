@@ -563,6 +563,21 @@ static const struct {
 	  "vfio_type1x, SET_MSI_APERTURE, KVM's built-in ITS", case_t1x_builtin },
 };
 
+static u32 bench_msis;
+
+/*
+ * One benchmark VM: upstream's stack (0: vfio_iommu_type1, KVM's ITS) or
+ * ours (1: vfio_type1x, kvm_vits), guest RAM clear of the window.
+ */
+static double bench_side(int ours)
+{
+	struct setup s = {
+		.bench = true, .nr_msis = bench_msis, .type1x = ours, .vits = ours,
+	};
+
+	return run_vmm(&s);
+}
+
 /*
  * make bench: the assigned edu's MSI round trip seen from the guest (raise
  * to handler), the upstream C stack (vfio_iommu_type1 + KVM's ITS) against
@@ -573,8 +588,6 @@ static const struct {
  */
 static int bench(int rounds, u32 nr_msis)
 {
-	struct setup up = { .bench = true, .nr_msis = nr_msis };
-	struct setup ours = { .bench = true, .nr_msis = nr_msis, .type1x = true, .vits = true };
 	double a[STATS_MAX_ROUNDS], b[STATS_MAX_ROUNDS], ratio[STATS_MAX_ROUNDS];
 	struct stats_ratio q;
 	int i;
@@ -582,14 +595,9 @@ static int bench(int rounds, u32 nr_msis)
 	TEST_ASSERT(rounds > 0 && rounds <= STATS_MAX_ROUNDS && nr_msis && nr_msis <= MAX_MSIS,
 		    "bad arguments");
 	quiet = true;
+	bench_msis = nr_msis;
 	for (i = 0; i < rounds; i++) {
-		if (i % 2) {
-			b[i] = run_vmm(&ours);
-			a[i] = run_vmm(&up);
-		} else {
-			a[i] = run_vmm(&up);
-			b[i] = run_vmm(&ours);
-		}
+		stats_pair(i, bench_side, &a[i], &b[i]);
 		ratio[i] = a[i] / b[i];
 		printf("# msi-rtt round %d: upstream %.0f ns, ours %.0f ns (median of %u MSIs), ratio %.3f\n",
 		       i + 1, a[i], b[i], nr_msis, ratio[i]);

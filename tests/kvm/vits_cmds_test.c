@@ -1674,6 +1674,12 @@ static double busy_round(bool vits)
 	return mean;
 }
 
+/* busy_round() of the built-in ITS (0) or of kvm_vits (1). */
+static double busy_side(int vits)
+{
+	return busy_round(vits);
+}
+
 /*
  * The rounds, alternating which backend goes first; prints every round and
  * the median ratio built-in/kvm_vits of the latencies (a speed ratio: above
@@ -1688,13 +1694,7 @@ static int bench_busy(int rounds)
 	if (rounds < 1 || rounds > STATS_MAX_ROUNDS)
 		return 2;
 	for (i = 0; i < rounds; i++) {
-		if (i % 2) {
-			v[i] = busy_round(true);
-			b[i] = busy_round(false);
-		} else {
-			b[i] = busy_round(false);
-			v[i] = busy_round(true);
-		}
+		stats_pair(i, busy_side, &b[i], &v[i]);
 		r[i] = b[i] / v[i];
 		printf("# busy-queue round %d: builtin %.0f ns, vits %.0f ns (mean of %d first injections), ratio %.3f\n",
 		       i + 1, b[i], v[i], BUSY_LPIS, r[i]);
