@@ -359,9 +359,7 @@ impl Inner {
 
     /// Does any mapping overlap `r`?
     fn overlaps(&self, r: Range) -> bool {
-        self.dmas
-            .cursor_lower_bound(&r.start)
-            .is_some_and(|c| c.current().1.iova.start <= r.last)
+        self.first_overlapping(r).is_some()
     }
 
     /// Detaches `group` from domain `di` and frees the domain (and its MSI
@@ -426,12 +424,18 @@ impl Inner {
         }
     }
 
-    /// Unmaps, unpins and refunds one mapping taken out of `dmas`.
+    /// Unmaps, unpins and refunds one mapping taken out of `dmas`, and
+    /// gives its entry back.
     fn release_dma(&mut self, dma: Dma) {
         self.dma_avail += 1;
         if dma.vaddr_invalid {
             self.vaddr_invalid -= 1;
         }
+        self.drop_dma(dma);
+    }
+
+    /// Unmaps, unpins and refunds a mapping `dmas` does not count.
+    fn drop_dma(&self, dma: Dma) {
         self.unmap_unpin(dma.iova, dma.write);
         dma.mm.refund(dma.locked);
     }
@@ -1174,8 +1178,7 @@ impl Container {
         // unmaps it again when that fails.
         if inner.dirty_tracking {
             if let Err(e) = dma.start_dirty(inner.min_pgsize().trailing_zeros()) {
-                inner.dma_avail -= 1;
-                inner.release_dma(dma);
+                inner.drop_dma(dma);
                 return Err(e);
             }
         }
