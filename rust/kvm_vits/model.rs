@@ -402,11 +402,6 @@ pub struct Its<E: Env> {
     next_coll_seq: u64,
     collections: E::Vec<Collection>,
     stats: Stats,
-    /// Register writes leave the queue to the caller
-    /// ([`Its::mmio_write_deferred`]).
-    defer_queue: bool,
-    /// A deferred write wants the queue run.
-    queue_pending: bool,
 }
 
 impl<E: Env> Default for Its<E> {
@@ -432,8 +427,6 @@ impl<E: Env> Its<E> {
             next_coll_seq: 0,
             collections: E::Vec::new_empty(),
             stats: Stats::default(),
-            defer_queue: false,
-            queue_pending: false,
         };
         its.set_abi(NR_ITS_ABIS - 1);
         its
@@ -1077,13 +1070,8 @@ impl<E: Env> Its<E> {
         }
     }
 
-    /// `vgic_its_process_commands()`: run the queue from CREADR to CWRITER
-    /// (or, in a deferred write, note that it must run).
+    /// `vgic_its_process_commands()`: run the queue from CREADR to CWRITER.
     fn process_commands(&mut self, env: &mut E) {
-        if self.defer_queue {
-            self.queue_pending = true;
-            return;
-        }
         // CREADR and CWRITER are always 32-byte aligned and below the queue
         // size, so this ends within one turn of the queue; the bound only
         // guards against a broken invariant.
@@ -1171,34 +1159,36 @@ impl<E: Env> Its<E> {
         }
     }
 
-    fn reg_write(&mut self, env: &mut E, reg: Reg, offset: u64, len: u32, val: u64) {
+    /// Writes a register; true when the write wants the command queue run
+    /// (CWRITER, CTLR), which the caller then does.
+    fn reg_write(&mut self, env: &mut E, reg: Reg, offset: u64, len: u32, val: u64) -> bool {
         match reg {
-            Reg::Ctlr => self.write_ctlr(env, val),
+            Reg::Ctlr => return self.write_ctlr(env, val),
             Reg::Cbaser => {
                 // Read-only while the ITS is enabled.
-                if self.enabled {
-                    return;
+                if !self.enabled {
+                    self.cbaser =
+                        sanitise_cbaser(update_64bit_reg(self.cbaser, offset & 7, len, val));
+                    self.creadr = 0;
+                    // CWRITER is UNKNOWN on reset: start with an empty queue.
+                    self.cwriter = self.creadr;
                 }
-                self.cbaser = sanitise_cbaser(update_64bit_reg(self.cbaser, offset & 7, len, val));
-                self.creadr = 0;
-                // CWRITER is UNKNOWN on reset: start with an empty queue.
-                self.cwriter = self.creadr;
             }
             Reg::Cwriter => {
                 let reg = cmd_offset(update_64bit_reg(self.cwriter, offset & 7, len, val));
-                if reg >= cmd_buffer_size(self.cbaser) {
-                    return;
+                if reg < cmd_buffer_size(self.cbaser) {
+                    self.cwriter = reg;
+                    return true;
                 }
-                self.cwriter = reg;
-                self.process_commands(env);
             }
             Reg::Baser => self.write_baser(env, offset, len, val),
             Reg::Iidr | Reg::Typer | Reg::Creadr | Reg::Idregs => {}
         }
+        false
     }
 
-    /// `vgic_mmio_write_its_ctlr()`.
-    fn write_ctlr(&mut self, env: &mut E, val: u64) {
+    /// `vgic_mmio_write_its_ctlr()`; true when the queue must run.
+    fn write_ctlr(&mut self, env: &mut E, val: u64) -> bool {
         let enable = val & GITS_CTLR_ENABLE != 0;
         // Enabling with an invalid CBASER or BASER is UNPREDICTABLE: ignore.
         if !self.enabled
@@ -1207,13 +1197,13 @@ impl<E: Env> Its<E> {
                 || !baser_valid(self.baser_coll_table)
                 || self.cbaser & GITS_CBASER_VALID == 0)
         {
-            return;
+            return false;
         }
         self.enabled = enable;
         if !self.enabled {
             env.cache_invalidate();
         }
-        self.process_commands(env);
+        true
     }
 
     /// `vgic_mmio_write_its_baser()`.
@@ -1270,28 +1260,27 @@ impl<E: Env> Its<E> {
 
     /// A guest write of `len` bytes at `offset` in the ITS frame. Unknown
     /// offsets and bad sizes or alignments are ignored.
-    /// A guest write of the frame that leaves the command queue to the
-    /// caller: true when the write wants it run, with
-    /// [`Its::step_command`] until it returns false (at most
-    /// [`Its::queue_slots`] times). Upstream runs the queue holding only its
-    /// command lock and takes the ITS lock per command, so an MSI waits for
-    /// one command, not the queue: a caller that drops this model's lock
-    /// between steps does the same.
-    pub fn mmio_write_deferred(&mut self, env: &mut E, offset: u64, len: u32, val: u64) -> bool {
-        self.defer_queue = true;
-        self.mmio_write(env, offset, len, val);
-        self.defer_queue = false;
-        core::mem::take(&mut self.queue_pending)
+    pub fn mmio_write(&mut self, env: &mut E, offset: u64, len: u32, val: u64) {
+        if self.mmio_write_deferred(env, offset, len, val) {
+            self.process_commands(env);
+        }
     }
 
-    pub fn mmio_write(&mut self, env: &mut E, offset: u64, len: u32, val: u64) {
+    /// [`Its::mmio_write`] that leaves the command queue to the caller:
+    /// true when the write wants it run, with [`Its::step_command`] until it
+    /// returns false (at most [`Its::queue_slots`] times). Upstream runs the
+    /// queue holding only its command lock and takes the ITS lock per
+    /// command, so an MSI waits for one command, not the queue: a caller
+    /// that drops this model's lock between steps does the same.
+    pub fn mmio_write_deferred(&mut self, env: &mut E, offset: u64, len: u32, val: u64) -> bool {
         if offset >= ITS_FRAME_SIZE {
-            return;
+            return false;
         }
-        if let Some(r) = find_region(offset as u32) {
-            if check_region(r, offset, len) {
-                self.reg_write(env, r.reg, offset, len, val & len_mask(len));
+        match find_region(offset as u32) {
+            Some(r) if check_region(r, offset, len) => {
+                self.reg_write(env, r.reg, offset, len, val & len_mask(len))
             }
+            _ => false,
         }
     }
 
@@ -1338,7 +1327,9 @@ impl<E: Env> Its<E> {
                 Ok(())
             }
             reg => {
-                self.reg_write(env, reg, offset, len, val);
+                if self.reg_write(env, reg, offset, len, val) {
+                    self.process_commands(env);
+                }
                 Ok(())
             }
         }
