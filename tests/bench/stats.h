@@ -9,6 +9,7 @@
 #define ARMSI_BENCH_STATS_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,35 @@ static inline void stats_pair(int i, double (*run)(int ours), double *up, double
 		*up = run(0);
 		*ours = run(1);
 	}
+}
+
+/*
+ * @rounds rounds of stats_pair() of @run, which returns a time (lower is
+ * faster); prints each round as "# <label> round <i>: ..." and returns the
+ * speed ratio ours/upstream (upstream's time over ours) with its interval.
+ * The sides' median times go to *@up and *@ours.
+ */
+static inline struct stats_ratio stats_time_rounds(const char *label, int rounds,
+						   double (*run)(int ours), double *up,
+						   double *ours)
+{
+	double a[STATS_MAX_ROUNDS], b[STATS_MAX_ROUNDS], r[STATS_MAX_ROUNDS];
+	struct stats_ratio q;
+	int i;
+
+	if (rounds > STATS_MAX_ROUNDS)
+		rounds = STATS_MAX_ROUNDS;
+	for (i = 0; i < rounds; i++) {
+		stats_pair(i, run, &a[i], &b[i]);
+		r[i] = a[i] / b[i];
+		printf("# %s round %d: upstream %.0f ns, ours %.0f ns, ratio %.3f\n", label, i + 1,
+		       a[i], b[i], r[i]);
+		fflush(stdout);
+	}
+	q = stats_ratio(r, rounds);
+	*up = stats_median(a, rounds);
+	*ours = stats_median(b, rounds);
+	return q;
 }
 
 /* "faster"/"slower"/"parity" for a speed ratio ours/upstream. */

@@ -32,8 +32,6 @@
 #include "armsi_test.h"
 #include "vfio_util.h"
 
-#define T1X_KO "/armsi/modules/vfio_type1x.ko"
-#define T1X_CONTAINERS "/sys/kernel/debug/vfio_type1x/containers"
 #define UPSTREAM_LIMIT "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit"
 #define PG 4096ull
 
@@ -96,34 +94,9 @@ FIXTURE_TEARDOWN(fid)
 		munmap(self->buf, 256 * PG);
 }
 
-/*
- * Opens a container of @type on @group served by upstream (@ours 0) or by
- * vfio_type1x loaded with @params (@ours 1); 0 or -errno.
- */
-static int backend(struct vfio *v, int group, int type, int ours, const char *params)
-{
-	char p[128];
-	int r;
-
-	mod_unload("vfio_type1x");
-	if (!access("/sys/module/vfio_type1x", F_OK))
-		return -EBUSY;
-	if (ours) {
-		snprintf(p, sizeof(p), "serve_type1=1 %s", params ?: "");
-		r = mod_load(T1X_KO, p);
-		if (r)
-			return r;
-	}
-	r = vfio_setup(v, group, type);
-	/* Ours has it, or upstream (vfio_type1x is not even loaded). */
-	if (!r && ours && read_long(T1X_CONTAINERS) != 1)
-		r = -ENXIO;
-	return r;
-}
-
 #define BACKEND_OR_SKIP(v, type, ours, params)                                         \
 	do {                                                                           \
-		int __r = backend(v, self->group, type, ours, params);                \
+		int __r = vfio_backend(v, self->group, type, ours, params);                \
 		if (__r == -EPERM)                                                     \
 			SKIP(return, "MSIs not isolated here: see the policy test");    \
 		ASSERT_EQ(0, __r) TH_LOG("%s backend", (ours) ? "our" : "upstream"); \
@@ -512,7 +485,7 @@ TEST_F(fid, dma_entry_limit_matches_upstream)
 	ASSERT_LT(0, old);
 	ASSERT_EQ(0, write_str(UPSTREAM_LIMIT, "3"));
 	for (ours = 0; ours < 2; ours++) {
-		int r = backend(&self->v, self->group, VFIO_TYPE1v2_IOMMU, ours,
+		int r = vfio_backend(&self->v, self->group, VFIO_TYPE1v2_IOMMU, ours,
 				"dma_entry_limit=3");
 
 		if (r) {

@@ -35,7 +35,6 @@
 #include "armsi_test.h"
 #include "vfio_util.h"
 
-#define T1X_CONTAINERS "/sys/kernel/debug/vfio_type1x/containers"
 
 /* Has the kernel log, since @mark bytes, a line containing @needle? */
 static int klog_has(const char *needle)
@@ -928,18 +927,13 @@ TEST_F_TIMEOUT(t1x, map_racing_group_detach_leaves_nothing, 240)
  */
 static int setup_backend(struct __test_metadata *_metadata, int group, int ours, struct vfio *v)
 {
-	int r;
+	int r = vfio_backend(v, group, VFIO_TYPE1v2_IOMMU, ours, NULL);
 
-	mod_unload("vfio_type1x");
-	if (ours)
-		ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
-	r = vfio_setup(v, group, VFIO_TYPE1v2_IOMMU);
 	if (r == -EPERM) {
 		vfio_teardown(v);
 		return 1;
 	}
 	ASSERT_EQ(0, r);
-	ASSERT_EQ(ours, read_long(T1X_CONTAINERS) > 0 ? 1 : 0);
 	return 0;
 }
 

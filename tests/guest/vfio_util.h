@@ -19,6 +19,9 @@
 
 #include "armsi_test.h"
 
+#define T1X_KO "/armsi/modules/vfio_type1x.ko"
+#define T1X_CONTAINERS "/sys/kernel/debug/vfio_type1x/containers"
+
 struct vfio {
 	int container;
 	int group;
@@ -178,5 +181,30 @@ static inline const char *edu_vfio_ready(char *bdf, size_t len, int *group, int 
 		if (__why)                                                      \
 			SKIP(return, "%s", __why);                              \
 	} while (0)
+
+/*
+ * Opens a container of @type on @group served by upstream (@ours 0) or by
+ * vfio_type1x loaded with @params (@ours 1); 0 or -errno.
+ */
+static inline int vfio_backend(struct vfio *v, int group, int type, int ours, const char *params)
+{
+	char p[128];
+	int r;
+
+	mod_unload("vfio_type1x");
+	if (!access("/sys/module/vfio_type1x", F_OK))
+		return -EBUSY;
+	if (ours) {
+		snprintf(p, sizeof(p), "serve_type1=1 %s", params ?: "");
+		r = mod_load(T1X_KO, p);
+		if (r)
+			return r;
+	}
+	r = vfio_setup(v, group, type);
+	/* Ours has it, or upstream (vfio_type1x is not even loaded). */
+	if (!r && ours && read_long(T1X_CONTAINERS) != 1)
+		r = -ENXIO;
+	return r;
+}
 
 #endif

@@ -49,8 +49,6 @@
 #include "run_forked.h"
 #include "../bench/stats.h"
 
-#define T1X_KO		"/armsi/modules/vfio_type1x.ko"
-#define ISO_KO		"/armsi/modules/msi_isolation.ko"
 #define VITS_KO		"/armsi/modules/kvm_vits.ko"
 #define VITS_CREATED	"/sys/kernel/debug/kvm_vits/created"
 
@@ -205,20 +203,11 @@ struct setup {
 	u32 nr_msis;
 };
 
-static void use_backends(const struct setup *s)
+/* Loads kvm_vits for @s, or makes sure KVM's built-in ITS serves. */
+static void use_its(const struct setup *s)
 {
-	char params[128];
 	int ret;
 
-	mod_unload("vfio_type1x");
-	TEST_ASSERT(access("/sys/module/vfio_type1x", F_OK), "vfio_type1x does not unload");
-	if (s->type1x) {
-		ret = mod_load(ISO_KO, "");
-		TEST_ASSERT(!ret || ret == -EEXIST, "load msi_isolation: %s", strerror(-ret));
-		snprintf(params, sizeof(params), "serve_type1=1 %s", s->t1x_params ?: "");
-		ret = mod_load(T1X_KO, params);
-		TEST_ASSERT(!ret, "load vfio_type1x %s: %s", params, strerror(-ret));
-	}
 	mod_unload("kvm_vits");
 	TEST_ASSERT(access("/sys/module/kvm_vits", F_OK), "kvm_vits does not unload");
 	if (s->vits) {
@@ -409,10 +398,11 @@ static double run_vmm(const struct setup *s)
 	struct ucall uc;
 	u8 *hsrc, *hdst;
 
-	use_backends(s);
+	use_its(s);
 	created0 = vits_created();
-	TEST_ASSERT(!vfio_setup(&v, edu_group, VFIO_TYPE1v2_IOMMU), "VFIO set-up: %s",
-		    strerror(errno));
+	ret = vfio_backend(&v, edu_group, VFIO_TYPE1v2_IOMMU, s->type1x, s->t1x_params);
+	TEST_ASSERT(!ret, "VFIO set-up (%s): %s", s->type1x ? "vfio_type1x" : "upstream",
+		    strerror(-ret));
 	if (s->set_aperture) {
 		struct vfio_type1x_msi_aperture a = {
 			.argsz = sizeof(a), .iova = APERTURE, .size = APERTURE_SIZE,
@@ -588,25 +578,16 @@ static double bench_side(int ours)
  */
 static int bench(int rounds, u32 nr_msis)
 {
-	double a[STATS_MAX_ROUNDS], b[STATS_MAX_ROUNDS], ratio[STATS_MAX_ROUNDS];
 	struct stats_ratio q;
-	int i;
+	double up, ours;
 
 	TEST_ASSERT(rounds > 0 && rounds <= STATS_MAX_ROUNDS && nr_msis && nr_msis <= MAX_MSIS,
 		    "bad arguments");
 	quiet = true;
 	bench_msis = nr_msis;
-	for (i = 0; i < rounds; i++) {
-		stats_pair(i, bench_side, &a[i], &b[i]);
-		ratio[i] = a[i] / b[i];
-		printf("# msi-rtt round %d: upstream %.0f ns, ours %.0f ns (median of %u MSIs), ratio %.3f\n",
-		       i + 1, a[i], b[i], nr_msis, ratio[i]);
-		fflush(stdout);
-	}
-	q = stats_ratio(ratio, rounds);
-	printf("# msi-rtt (guest raise -> LPI handler, %d rounds) upstream %.0f ns, ours %.0f ns: ratio (speed) ours/upstream %.3f [95%% %.3f, %.3f] %s\n",
-	       rounds, stats_median(a, rounds), stats_median(b, rounds), q.median, q.lo, q.hi,
-	       stats_verdict(q));
+	q = stats_time_rounds("msi-rtt", rounds, bench_side, &up, &ours);
+	printf("# msi-rtt (guest raise -> LPI handler, median of %u MSIs a round, %d rounds) upstream %.0f ns, ours %.0f ns: ratio (speed) ours/upstream %.3f [95%% %.3f, %.3f] %s\n",
+	       nr_msis, rounds, up, ours, q.median, q.lo, q.hi, stats_verdict(q));
 	mod_unload("vfio_type1x");
 	mod_unload("kvm_vits");
 	return 0;

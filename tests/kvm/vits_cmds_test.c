@@ -1610,13 +1610,6 @@ static double now_ns(void)
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * One VM with BUSY_LPIS events of one device mapped to vCPU 0; vCPU 0 runs
  * batches of BUSY_INVALLS INVALLs (each walks every LPI) with one CWRITER
@@ -1665,7 +1658,7 @@ static double busy_round(bool vits)
 	pthread_join(t, NULL);
 	batches = c.sh->busy_batches;
 	vm_teardown(&c);
-	qsort(lat, BUSY_LPIS, sizeof(lat[0]), cmp_double);
+	qsort(lat, BUSY_LPIS, sizeof(lat[0]), stats_cmp_double);
 	for (i = 0, mean = 0; i < BUSY_LPIS; i++)
 		mean += lat[i] / BUSY_LPIS;
 	printf("# busy-queue %s: %lu INVALL batches meanwhile; latency median %.0f, p99 %.0f, max %.0f, mean %.0f ns\n",
@@ -1687,23 +1680,14 @@ static double busy_side(int vits)
  */
 static int bench_busy(int rounds)
 {
-	double b[STATS_MAX_ROUNDS], v[STATS_MAX_ROUNDS], r[STATS_MAX_ROUNDS];
 	struct stats_ratio q;
-	int i;
+	double b, v;
 
 	if (rounds < 1 || rounds > STATS_MAX_ROUNDS)
 		return 2;
-	for (i = 0; i < rounds; i++) {
-		stats_pair(i, busy_side, &b[i], &v[i]);
-		r[i] = b[i] / v[i];
-		printf("# busy-queue round %d: builtin %.0f ns, vits %.0f ns (mean of %d first injections), ratio %.3f\n",
-		       i + 1, b[i], v[i], BUSY_LPIS, r[i]);
-		fflush(stdout);
-	}
-	q = stats_ratio(r, rounds);
-	printf("# busy-queue MSI injection (KVM_SIGNAL_MSI, cache miss, %d INVALLs a batch, %d rounds) builtin %.0f ns, vits %.0f ns: ratio (speed) vits/builtin %.3f [95%% %.3f, %.3f] %s\n",
-	       BUSY_INVALLS, rounds, stats_median(b, rounds), stats_median(v, rounds), q.median,
-	       q.lo, q.hi, stats_verdict(q));
+	q = stats_time_rounds("busy-queue", rounds, busy_side, &b, &v);
+	printf("# busy-queue MSI injection (KVM_SIGNAL_MSI, cache miss, mean of %d first injections a round, %d INVALLs a batch, %d rounds) builtin %.0f ns, vits %.0f ns: ratio (speed) vits/builtin %.3f [95%% %.3f, %.3f] %s\n",
+	       BUSY_LPIS, BUSY_INVALLS, rounds, b, v, q.median, q.lo, q.hi, stats_verdict(q));
 	unload_vits();
 	return 0;
 }
