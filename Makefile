@@ -75,7 +75,7 @@ check: kernel
 
 # Benchmarks against the upstream C code on the non-debug kernel.
 bench: kernel-perf
-	scripts/bench.sh
+	BENCH_ONLY="$(BENCH_ONLY)" scripts/bench.sh
 
 fmt:
 	rustfmt --edition 2021 --config-path $(CACHE)/kernel-$(VARIANT)/src/.rustfmt.toml $(shell find rust tests/vmm -name "*.rs")

@@ -25,6 +25,10 @@
 # that spans 1.0 is parity. Figures, not assertions:
 # under TCG the same benchmark varies up to 4x from boot to boot, which is
 # why A and B alternate within one boot and medians are reported.
+#
+# BENCH_ONLY="vfio busy" (make bench BENCH_ONLY=...) runs only the parts
+# whose names contain one of the words: vfio_bench, vfio_pci_driver_test,
+# vits_lpi_bench, msi_rtt, vits_busy_queue.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -67,6 +71,17 @@ chmod +x "$bench/d_msi_rtt"
 # busy with INVALLs (tests/kvm/vits_cmds_test.c, bench-busy).
 printf '#!/bin/sh\nexec /armsi/tests/vits_cmds_test bench-busy 9\n' > "$bench/e_vits_busy_queue"
 chmod +x "$bench/e_vits_busy_queue"
+
+if [ -n "${BENCH_ONLY:-}" ]; then
+	for f in "$bench"/*; do
+		keep=0
+		for w in $BENCH_ONLY; do
+			case "$(basename "$f")" in *"$w"*) keep=1 ;; esac
+		done
+		[ "$keep" = 1 ] || rm -f "$f"
+	done
+	[ -n "$(ls -A "$bench")" ] || { echo "BENCH_ONLY=$BENCH_ONLY matches no part" >&2; exit 2; }
+fi
 
 scripts/vm.py check --variant perf --modules-dir "$src/rust" --only-extra \
 	--extra-tests "$bench" --tag bench --mem 3072 | tee build/logs/bench.out
