@@ -7,9 +7,10 @@
 //! shim for attributes) -> `queue` -> `model` -> the core's `lpi_xa` lock
 //! and `irq_lock`. `queue` (upstream's `cmd_lock`) serialises the writers
 //! of the command queue and is held while it runs; `model` (upstream's
-//! `its_lock`) is taken per command, so an MSI that misses the translation
-//! cache waits for one command, not for the queue. The MSI fast path
-//! (irqfd, atomic) takes no lock of ours.
+//! `its_lock`) is taken per command and not while the command is read from
+//! guest memory, so an MSI that misses the translation cache waits for one
+//! command, not for the queue. The MSI fast path (irqfd, atomic) takes no
+//! lock of ours.
 
 use core::{
     ptr::NonNull,
@@ -518,7 +519,8 @@ impl Its {
 
     /// A guest write of the frame. A write that starts the command queue
     /// (CWRITER, enabling CTLR) runs it here, one command per hold of
-    /// `model`, with `queue` held throughout so that CWRITER stays put.
+    /// `model`, with `queue` held throughout so that CWRITER, CREADR and
+    /// CBASER stay put while a command is read unlocked.
     pub(crate) fn mmio_write(&self, offset: u64, len: u32, val: u64) {
         let mut env = self.env();
         let _queue = self.queue.lock();
@@ -530,9 +532,19 @@ impl Its {
         if !run {
             return;
         }
+        // As upstream, the command is read from guest memory without the
+        // model's lock: an MSI that misses the cache waits for the command
+        // to run, not for the guest read too.
         for _ in 0..slots {
-            let mut model = self.model.lock();
-            if !model.step_command(&mut env) {
+            let Some(next) = self.model.lock().next_command() else {
+                break;
+            };
+            let cmd = next.read(&mut env);
+            if !self
+                .model
+                .lock()
+                .complete_command(&mut env, next, cmd.as_ref())
+            {
                 break;
             }
         }

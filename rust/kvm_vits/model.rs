@@ -3,9 +3,11 @@
 //! The ITS model: registers, command queue, device/ITE/collection
 //! bookkeeping and the ABI revision 0 save/restore of `vgic-its.c`.
 //!
-//! [`Its`] mirrors `struct vgic_its`. The caller holds one lock around it
-//! (the C's `cmd_lock` and `its_lock` together) and reaches KVM through
-//! [`Env`]. Devices, ITEs and collections are kept in arrays sorted by ID
+//! [`Its`] mirrors `struct vgic_its`. The caller holds a lock around it
+//! (the C's `its_lock`) and reaches KVM through [`Env`]; a caller that also
+//! serialises the queue's writers (the C's `cmd_lock`) may run the queue a
+//! command at a time and read each command unlocked
+//! ([`Its::next_command`]). Devices, ITEs and collections are kept in arrays sorted by ID
 //! and looked up by binary search.
 //!
 //! Pure logic, free of kernel dependencies: the module includes this file and
@@ -168,6 +170,30 @@ pub struct Translation {
     pub icid: Option<u16>,
     /// The target vCPU, when the collection is mapped to an existing vCPU.
     pub vcpu: Option<u32>,
+}
+
+/// The command at CREADR, as [`Its::next_command`] found it: where to read
+/// it, and the queue state that must still hold to run it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextCommand {
+    creadr: u64,
+    cbaser: u64,
+}
+
+impl NextCommand {
+    /// Reads the command from guest memory; `None` when the read fails.
+    pub fn read<E: Env>(&self, env: &mut E) -> Option<[u64; 4]> {
+        let mut buf = [0u8; ITS_CMD_SIZE as usize];
+        env.read_guest(cbaser_addr(self.cbaser).wrapping_add(self.creadr), &mut buf)
+            .ok()?;
+        let mut cmd = [0u64; 4];
+        for (w, b) in cmd.iter_mut().zip(buf.chunks_exact(8)) {
+            let mut le = [0u8; 8];
+            le.copy_from_slice(b);
+            *w = u64::from_le_bytes(le);
+        }
+        Some(cmd)
+    }
 }
 
 /// One ITE, as [`Its::for_each_ite`] reports it.
@@ -1090,27 +1116,49 @@ impl<E: Env> Its<E> {
     /// Runs the command at CREADR, if the ITS is enabled and the queue is
     /// not empty, and advances CREADR; whether it ran one.
     pub fn step_command(&mut self, env: &mut E) -> bool {
+        match self.next_command() {
+            Some(next) => {
+                let cmd = next.read(env);
+                self.complete_command(env, next, cmd.as_ref())
+            }
+            None => false,
+        }
+    }
+
+    /// Where the command at CREADR is, if the ITS is enabled and the queue
+    /// is not empty. The caller reads it with [`NextCommand::read`], which
+    /// needs no access to the model, and hands it to
+    /// [`Its::complete_command`]: upstream reads a command holding only its
+    /// command lock, and so can a caller that drops this model's lock
+    /// around the read.
+    pub fn next_command(&self) -> Option<NextCommand> {
         if !self.enabled || self.cwriter == self.creadr {
+            return None;
+        }
+        Some(NextCommand {
+            creadr: self.creadr,
+            cbaser: self.cbaser,
+        })
+    }
+
+    /// Runs the command read for `next` (`None`: the read failed, which
+    /// skips the command, GICv3 spec 6.3.2) and advances CREADR. False,
+    /// running nothing, when the queue moved since [`Its::next_command`]
+    /// (a caller that lets another writer in between).
+    pub fn complete_command(
+        &mut self,
+        env: &mut E,
+        next: NextCommand,
+        cmd: Option<&[u64; 4]>,
+    ) -> bool {
+        if self.next_command() != Some(next) {
             return false;
         }
-        let base = cbaser_addr(self.cbaser);
-        let size = cmd_buffer_size(self.cbaser);
-        let mut buf = [0u8; ITS_CMD_SIZE as usize];
-        // A failed read skips the command (GICv3 spec 6.3.2).
-        if env
-            .read_guest(base.wrapping_add(self.creadr), &mut buf)
-            .is_ok()
-        {
-            let mut cmd = [0u64; 4];
-            for (w, b) in cmd.iter_mut().zip(buf.chunks_exact(8)) {
-                let mut le = [0u8; 8];
-                le.copy_from_slice(b);
-                *w = u64::from_le_bytes(le);
-            }
-            self.process_command(env, &cmd);
+        if let Some(cmd) = cmd {
+            self.process_command(env, cmd);
         }
         self.creadr += ITS_CMD_SIZE;
-        if self.creadr >= size {
+        if self.creadr >= cmd_buffer_size(self.cbaser) {
             self.creadr = 0;
         }
         true

@@ -353,6 +353,58 @@ fn deferred_queue_runs_one_command_per_step() {
     finish(its, env);
 }
 
+/// The command read between `next_command` and `complete_command` (the
+/// kernel drops the model's lock for the read) runs only if the queue is
+/// where it was: a command read before CREADR, CBASER or the enable moved
+/// is dropped, not run against the new state.
+#[test]
+fn command_read_unlocked_runs_only_if_the_queue_stayed() {
+    let (mut its, mut env) = setup(false);
+    for slot in 0..2u64 {
+        put_cmd(
+            &mut env,
+            slot,
+            Command::Mapc {
+                icid: slot as u16,
+                target: 1,
+                valid: true,
+            },
+        );
+    }
+    assert!(its.mmio_write_deferred(&mut env, GITS_CWRITER, 8, 0x40));
+    let next = its.next_command().unwrap();
+    let cmd = next.read(&mut env).unwrap();
+    // Another step ran the same command meanwhile: CREADR moved.
+    assert!(its.step_command(&mut env));
+    assert!(!its.complete_command(&mut env, next, Some(&cmd)));
+    assert_eq!(its.regs().creadr, 0x20);
+    assert_eq!(its.collections().len(), 1);
+    // The current one runs; a failed read (None) skips it but advances.
+    let next = its.next_command().unwrap();
+    assert!(its.complete_command(&mut env, next, None));
+    assert_eq!(its.regs().creadr, 0x40);
+    assert_eq!(its.collections().len(), 1);
+    assert!(its.next_command().is_none());
+    // Disabled: nothing is next.
+    put_cmd(
+        &mut env,
+        2,
+        Command::Mapc {
+            icid: 2,
+            target: 1,
+            valid: true,
+        },
+    );
+    assert!(its.mmio_write_deferred(&mut env, GITS_CWRITER, 8, 0x60));
+    let next = its.next_command().unwrap();
+    its.mmio_write(&mut env, GITS_CTLR, 4, 0);
+    assert!(its.next_command().is_none());
+    let cmd = next.read(&mut env);
+    assert!(!its.complete_command(&mut env, next, cmd.as_ref()));
+    assert_eq!(its.collections().len(), 1);
+    finish(its, env);
+}
+
 #[test]
 fn unreadable_commands_are_skipped() {
     let (mut its, _) = setup(false);
