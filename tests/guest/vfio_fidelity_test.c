@@ -32,7 +32,6 @@
 #include "armsi_test.h"
 #include "vfio_util.h"
 
-#define UPSTREAM_LIMIT "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit"
 #define PG 4096ull
 
 /* The results of one call sequence: a value per step, with its name. */

@@ -21,6 +21,8 @@
 
 #define T1X_KO "/armsi/modules/vfio_type1x.ko"
 #define T1X_CONTAINERS "/sys/kernel/debug/vfio_type1x/containers"
+/* Upstream's mappings-per-container limit (vfio_type1x takes dma_entry_limit=N). */
+#define UPSTREAM_LIMIT "/sys/module/vfio_iommu_type1/parameters/dma_entry_limit"
 
 struct vfio {
 	int container;
