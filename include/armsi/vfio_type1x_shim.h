@@ -48,6 +48,10 @@ void t1x_unregister(void);
 /* IOMMU API wrappers; negative errno on failure. */
 int t1x_domain_alloc(struct iommu_group *group, struct iommu_domain **out);
 void t1x_domain_free(struct iommu_domain *domain);
+/* Turns on cache-coherency enforcement where the IOMMU offers it. */
+bool t1x_domain_enforce_cc(struct iommu_domain *domain);
+/* access_ok() of @size bytes of user memory at @addr. */
+bool t1x_access_ok(u64 addr, u64 size);
 int t1x_domain_attach(struct iommu_domain *domain, struct iommu_group *group);
 void t1x_domain_detach(struct iommu_domain *domain, struct iommu_group *group);
 int t1x_domain_msi_cookie(struct iommu_domain *domain, u64 base);
@@ -94,7 +98,8 @@ struct mm_struct *t1x_mm_current(void);
 void t1x_mm_put(struct mm_struct *mm);
 
 /**
- * t1x_account() - charge or refund locked memory (account_locked_vm())
+ * t1x_account() - charge (account_locked_vm()) or refund (without the
+ * capability check a charge needs) locked memory
  * @mm: the mm the pages belong to
  * @npages: pages
  * @inc: charge (1) or refund (0)
@@ -144,13 +149,30 @@ long t1x_pfnmap(u64 vaddr, u64 npages, int write, u64 *pfn);
  * t1x_unpin() - unpin what t1x_pin() left pinned in @npages physically
  * contiguous pages from @pfn, dirtying them if asked; pfns without struct
  * pages (device memory) or reserved are skipped
+ * @has_rsvd: 0 when the caller knows every page is pinned (upstream's
+ * dma->has_rsvd): then no page is tested
  *
  * Return: how many pages were unpinned.
  */
-u64 t1x_unpin(u64 pfn, u64 npages, int dirty);
+u64 t1x_unpin(u64 pfn, u64 npages, int dirty, int has_rsvd);
 
 /* iommu_iova_to_phys(): the physical address @iova maps, 0 if none. */
 u64 t1x_iova_to_phys(struct iommu_domain *domain, u64 iova);
+
+/**
+ * t1x_mapped_run() - the physically contiguous run mapped at an IOVA
+ * @domain: the domain
+ * @iova: page-aligned start of the run
+ * @last: last byte the run may cover (at least @iova + PAGE_SIZE - 1)
+ * @phys: set to the run's physical start
+ *
+ * The pages are looked up one by one with iommu_iova_to_phys(), as upstream
+ * finds the chunks it unmaps; the loop is here, not in Rust, so that a run
+ * costs one call instead of one per page.
+ *
+ * Return: the run's length in bytes, 0 when @iova is not mapped.
+ */
+u64 t1x_mapped_run(struct iommu_domain *domain, u64 iova, u64 last, u64 *phys);
 
 /**
  * t1x_group_doorbells() - the doorbell pages of the MSI controllers that the

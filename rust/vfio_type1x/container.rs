@@ -97,9 +97,14 @@ pub(crate) static SERVED: Atomic<i64> = Atomic::new(0);
 /// whatever the size of the mapping.
 const PIN_BATCH: u64 = 512;
 
-/// Contiguous runs unmapped from every domain with one `iommu_unmap` before
-/// they are unpinned.
-const UNPIN_BATCH: usize = 32;
+/// Contiguous runs unmapped from every domain with one `iommu_unmap` (one
+/// IOTLB sync) before they are unpinned: upstream's
+/// `VFIO_IOMMU_TLB_SYNC_MAX`.
+const UNPIN_BATCH: usize = 512;
+
+/// The batch when the runs' buffer cannot be allocated: unmapping must not
+/// fail, so it falls back to this many on the stack.
+const UNPIN_BATCH_MIN: usize = 16;
 
 kernel::sync::global_lock! {
     // SAFETY: `init` is called in the module initialiser, before a container
@@ -216,6 +221,9 @@ struct Dma {
     /// How many pages are charged to it: upstream's count, which leaves
     /// out device memory and reserved pages.
     locked: u64,
+    /// Some page has no pin of ours (device memory, a reserved page):
+    /// upstream's `has_rsvd`. Without one, unpinning tests no page.
+    has_rsvd: bool,
     /// Invalidated by `VFIO_DMA_UNMAP_FLAG_VADDR`, until a
     /// `VFIO_DMA_MAP_FLAG_VADDR` gives the new address. The pages stay
     /// pinned and mapped meanwhile.
@@ -306,33 +314,20 @@ struct Inner {
 }
 
 /// The runs of physically contiguous pages `domain` maps in `r`, as
-/// `(iova, phys, bytes)`, in IOVA order; unmapped pages are skipped.
+/// `(iova, phys, bytes)`, in IOVA order; unmapped pages are skipped. A run
+/// ends only where the physical addresses do (or at the end of `r`), never
+/// inside an IOMMU block mapping, which io-pgtable cannot unmap in part.
 fn mapped_runs(domain: &Domain, r: Range) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
     let mut next = Some(r.start);
     core::iter::from_fn(move || loop {
-        let iova = next?;
-        if iova > r.last {
-            return None;
-        }
-        next = iova.checked_add(PAGE);
-        let Some(pa) = domain.iova_to_phys(iova) else {
-            continue;
-        };
-        let mut len = PAGE;
-        // A run ends only where the physical addresses do (or at the end of
-        // `r`), never inside an IOMMU block mapping, which io-pgtable cannot
-        // unmap in part.
-        while let Some(at) = next.filter(|at| *at <= r.last) {
-            if domain.iova_to_phys(at) != Some(pa + len) {
-                break;
+        let iova = next.filter(|iova| *iova <= r.last)?;
+        match domain.mapped_run(iova, r.last) {
+            Some((pa, len)) => {
+                next = iova.checked_add(len);
+                return Some((iova, pa, len));
             }
-            len += PAGE;
-            next = at.checked_add(PAGE);
-            if (len / PAGE) % PIN_BATCH == 0 {
-                ffi::cond_resched();
-            }
+            None => next = iova.checked_add(PAGE),
         }
-        return Some((iova, pa, len));
     })
 }
 
@@ -390,24 +385,39 @@ impl Inner {
     ///
     /// `r` must be all of one or more [`Dma`]s being removed from `dmas`, or
     /// the part of a new mapping that `pin_map` mapped before it failed.
-    fn unmap_unpin(&self, r: Range, dirty: bool) {
+    fn unmap_unpin(&self, r: Range, dirty: bool, has_rsvd: bool) {
         let Some(first) = self.domains.first() else {
             return;
         };
-        let mut runs = [(0u64, 0u64); UNPIN_BATCH];
+        // No more runs than pages: a small unmap allocates nothing.
+        let pages = ((r.last - r.start) / PAGE).saturating_add(1);
+        let want = usize::try_from(pages).map_or(UNPIN_BATCH, |p| p.min(UNPIN_BATCH));
+        let mut small = [(0u64, 0u64); UNPIN_BATCH_MIN];
+        let mut large = if want > UNPIN_BATCH_MIN {
+            KVec::from_elem((0u64, 0u64), want, GFP_KERNEL).ok()
+        } else {
+            None
+        };
+        let runs: &mut [(u64, u64)] = match &mut large {
+            Some(v) => v,
+            None => &mut small,
+        };
         let mut it = mapped_runs(&first.domain, r).peekable();
-        while it.peek().is_some() {
+        while let Some(&(start, _, _)) = it.peek() {
             let mut n = 0;
-            // The IOVA span of this batch: first and last byte.
-            let mut span = (0, 0);
-            for (i, (iova, pa, len)) in it.by_ref().take(UNPIN_BATCH).enumerate() {
-                if i == 0 {
-                    span.0 = iova;
+            // The IOVA span of this batch, first and last byte: runs that
+            // follow each other, so that one `iommu_unmap` (which stops at
+            // a hole) covers them all.
+            let mut span = (start, start);
+            while let Some(&(iova, pa, len)) = it.peek() {
+                if n == runs.len() || (n > 0 && Some(iova) != span.1.checked_add(1)) {
+                    break;
                 }
+                it.next();
                 // No overflow: the run ends within `r`.
                 span.1 = iova + (len - 1);
-                runs[i] = (pa / PAGE, len / PAGE);
-                n = i + 1;
+                runs[n] = (pa / PAGE, len / PAGE);
+                n += 1;
             }
             for d in self.domains.iter() {
                 d.domain.unmap(span.0, span.1 - span.0 + 1);
@@ -416,9 +426,10 @@ impl Inner {
                 // SAFETY: by the invariant of `Inner` (and `pin_map`'s use of
                 // this function) the first domain mapped these pages for a
                 // mapping that owns their pins (device memory and reserved
-                // pages have none, and `unpin` skips them); they are now
-                // unmapped from every domain, and unpinned here once.
-                unsafe { ffi::unpin(pfn, pages, dirty) };
+                // pages have none, and `unpin` skips them unless the caller
+                // says, from what `pin_map` saw, that there are none); they
+                // are now unmapped from every domain, and unpinned here once.
+                unsafe { ffi::unpin(pfn, pages, dirty, has_rsvd) };
             }
             ffi::cond_resched();
         }
@@ -436,7 +447,7 @@ impl Inner {
 
     /// Unmaps, unpins and refunds a mapping `dmas` does not count.
     fn drop_dma(&self, dma: Dma) {
-        self.unmap_unpin(dma.iova, dma.write);
+        self.unmap_unpin(dma.iova, dma.write, dma.has_rsvd);
         dma.mm.refund(dma.locked);
     }
 
@@ -568,10 +579,11 @@ impl Inner {
     /// as upstream's `vfio_pin_pages_remote()` loop. All or nothing: on
     /// failure what was mapped is unmapped, unpinned and refunded. Returns
     /// how many pages it charged.
-    fn pin_map(&self, req: &MapRequest, mm: &Mm) -> Result<u64> {
+    fn pin_map(&self, req: &MapRequest, mm: &Mm) -> Result<(u64, bool)> {
         let size = req.iova.last - req.iova.start + 1;
         let mut done = 0;
         let mut locked = 0;
+        let mut has_rsvd = false;
         let mut res = Ok(());
         while done < size {
             let n = ((size - done) / PAGE).min(PIN_BATCH);
@@ -590,6 +602,9 @@ impl Inner {
                     }
                     locked += charge;
                     let len = p.len();
+                    // Device memory, or a reserved page `get_pfns` kept no
+                    // pin of.
+                    has_rsvd |= charge != len;
                     if let Pfns::Pinned(pinned) = p {
                         pinned.keep();
                     }
@@ -611,12 +626,13 @@ impl Inner {
                         last: req.iova.start + done - 1,
                     },
                     req.write,
+                    has_rsvd,
                 );
                 mm.refund(locked);
             }
             return Err(e);
         }
-        Ok(locked)
+        Ok((locked, has_rsvd))
     }
 
     /// The smallest page size offered.
@@ -1164,13 +1180,14 @@ impl Container {
         inner.may_map(req.iova)?;
         let mm = Mm::current()?;
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
-        let locked = inner.pin_map(&req, &mm)?;
+        let (locked, has_rsvd) = inner.pin_map(&req, &mm)?;
         let mut dma = Dma {
             iova: req.iova,
             read: req.read,
             write: req.write,
             mm,
             locked,
+            has_rsvd,
             vaddr_invalid: false,
             dirty: KVVec::new(),
         };

@@ -70,9 +70,10 @@ extern "C" {
     fn t1x_account(mm: *mut RawMm, npages: u64, inc: c_int) -> c_int;
     fn t1x_pin(vaddr: u64, npages: u64, write: c_int, pfns: *mut u64, charged: *mut u64) -> c_long;
     fn t1x_pfnmap(vaddr: u64, npages: u64, write: c_int, pfn: *mut u64) -> c_long;
-    fn t1x_unpin(pfn: u64, npages: u64, dirty: c_int) -> u64;
+    fn t1x_unpin(pfn: u64, npages: u64, dirty: c_int, has_rsvd: c_int) -> u64;
     fn t1x_map(domain: *mut RawDomain, iova: u64, paddr: u64, size: u64, prot: c_int) -> c_int;
     fn t1x_iova_to_phys(domain: *mut RawDomain, iova: u64) -> u64;
+    fn t1x_mapped_run(domain: *mut RawDomain, iova: u64, last: u64, phys: *mut u64) -> u64;
     fn t1x_group_doorbells(
         group: *mut RawGroup,
         out: *mut u64,
@@ -194,7 +195,7 @@ impl Drop for PinnedPages {
         for (pfn, n) in crate::dma_args::contiguous_runs(&self.pfns) {
             // SAFETY: by the type invariant these pages are pinned and ours
             // (or reserved, which `t1x_unpin` skips).
-            unsafe { t1x_unpin(pfn, n, 0) };
+            unsafe { t1x_unpin(pfn, n, 0, 1) };
         }
     }
 }
@@ -270,17 +271,19 @@ pub(crate) fn get_pfns(vaddr: u64, write: bool, npages: u64) -> Result<Pfns> {
 }
 
 /// Unpins what [`get_pfns`] pinned in `npages` contiguous pages from `pfn`,
-/// dirtying them if `dirty`; device memory and reserved pages are skipped.
-/// Returns how many pages were unpinned.
+/// dirtying them if `dirty`; device memory and reserved pages are skipped,
+/// at the cost of a test per page unless `has_rsvd` is false. Returns how
+/// many pages were unpinned.
 ///
 /// # Safety
 ///
 /// The pages came from [`get_pfns`], their pins (if any) were handed over
 /// with [`PinnedPages::keep`], nothing maps them for DMA any more, and they
-/// are unpinned once.
-pub(crate) unsafe fn unpin(pfn: u64, npages: u64, dirty: bool) -> u64 {
+/// are unpinned once. If `has_rsvd` is false, every one of them is pinned:
+/// it came from a [`PinnedPages`] whose pages were all charged.
+pub(crate) unsafe fn unpin(pfn: u64, npages: u64, dirty: bool, has_rsvd: bool) -> u64 {
     // SAFETY: per the function's contract.
-    unsafe { t1x_unpin(pfn, npages, c_int::from(dirty)) }
+    unsafe { t1x_unpin(pfn, npages, c_int::from(dirty), c_int::from(has_rsvd)) }
 }
 
 /// Calls `fill(out, max)` with room for `max` entries until everything fits;
@@ -480,6 +483,20 @@ impl Domain {
         // SAFETY: the domain is live (type invariant).
         let pa = unsafe { t1x_iova_to_phys(self.0.as_ptr(), iova) };
         (pa != 0).then_some(pa)
+    }
+
+    /// The run of physically contiguous pages mapped from page-aligned
+    /// `iova` on, within `[iova, last]`: `(phys, bytes)`, or `None` when
+    /// `iova` is not mapped.
+    pub(crate) fn mapped_run(&self, iova: u64, last: u64) -> Option<(u64, u64)> {
+        if last < iova {
+            return None;
+        }
+        let mut pa = 0;
+        // SAFETY: the domain is live (type invariant); `pa` is writable;
+        // `last >= iova`, as the shim requires.
+        let len = unsafe { t1x_mapped_run(self.0.as_ptr(), iova, last, &mut pa) };
+        (len != 0).then_some((pa, len))
     }
 
     /// The domain's aperture and supported page sizes.

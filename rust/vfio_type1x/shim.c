@@ -232,7 +232,20 @@ void t1x_mm_put(struct mm_struct *mm)
 
 int t1x_account(struct mm_struct *mm, u64 npages, int inc)
 {
-	return account_locked_vm(mm, npages, inc);
+	int ret;
+
+	if (inc)
+		return account_locked_vm(mm, npages, true);
+	/*
+	 * A refund needs no capability: as upstream's vfio_lock_acct(), do
+	 * not ask capable(CAP_IPC_LOCK) (an LSM check, audited) per unmap.
+	 */
+	if (!npages)
+		return 0;
+	mmap_write_lock(mm);
+	ret = __account_locked_vm(mm, npages, false, current, false);
+	mmap_write_unlock(mm);
+	return ret;
 }
 
 #define T1X_PIN_BATCH 512
@@ -325,9 +338,15 @@ out:
 	return ret;
 }
 
-u64 t1x_unpin(u64 pfn, u64 npages, int dirty)
+u64 t1x_unpin(u64 pfn, u64 npages, int dirty, int has_rsvd)
 {
 	u64 i = 0, done = 0;
+
+	/* Every page pinned: no per-page test, as upstream without has_rsvd. */
+	if (!has_rsvd) {
+		unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
+		return npages;
+	}
 
 	while (i < npages) {
 		u64 run = 0;
@@ -367,6 +386,23 @@ void t1x_cond_resched(void)
 u64 t1x_iova_to_phys(struct iommu_domain *domain, u64 iova)
 {
 	return iommu_iova_to_phys(domain, iova);
+}
+
+u64 t1x_mapped_run(struct iommu_domain *domain, u64 iova, u64 last, u64 *phys)
+{
+	phys_addr_t pa = iommu_iova_to_phys(domain, iova);
+	u64 len = PAGE_SIZE;
+
+	if (!pa)
+		return 0;
+	/* While a next page is in [iova, last] and follows physically. */
+	while (len <= last - iova && iommu_iova_to_phys(domain, iova + len) == pa + len) {
+		len += PAGE_SIZE;
+		if (!((len >> PAGE_SHIFT) % T1X_PIN_BATCH))
+			cond_resched();
+	}
+	*phys = pa;
+	return len;
 }
 
 struct doorbells {
