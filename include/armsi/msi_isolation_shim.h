@@ -111,7 +111,7 @@ const char *armsi_msi_param_deny(void);
  */
 int armsi_msi_isolation_query(struct device *dev, char *why, size_t len);
 
-/* Implemented in Rust (msi_isolation_main.rs), called by the export above. */
+/* Implemented in Rust (ffi.rs), called by the export above. */
 int armsi_msi_rust_query(const char *name, char *why, size_t len);
 
 #endif

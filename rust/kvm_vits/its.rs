@@ -12,19 +12,17 @@
 //! command, not for the queue. The MSI fast path (irqfd, atomic) takes no
 //! lock of ours.
 
-use core::{
-    ptr::NonNull,
-    sync::atomic::{
-        AtomicU64,
-        Ordering, //
-    },
-};
+use core::ptr::NonNull;
 
 use kernel::{
     alloc::kvec::InsertError,
     new_mutex,
     prelude::*,
     sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         Arc,
         Mutex, //
     }, //
@@ -184,12 +182,11 @@ impl Env for KEnv {
 }
 
 /// ITS devices created since the module loaded, for debugfs.
-pub(crate) static CREATED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static CREATED: Atomic<u64> = Atomic::new(0);
 
 /// The translation cache counters of the ITSes destroyed since the module
 /// loaded (inserts, evictions, invalidations), for debugfs `cache`.
-pub(crate) static CACHE_TOTALS: [AtomicU64; 3] =
-    [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+pub(crate) static CACHE_TOTALS: [Atomic<u64>; 3] = [Atomic::new(0), Atomic::new(0), Atomic::new(0)];
 
 kernel::sync::global_lock! {
     // SAFETY: `init` is called in the module initialiser, before the backend
@@ -427,7 +424,7 @@ impl Header {
 pub(crate) struct Its {
     kvm: Kvm,
     /// Guest physical base of the frame, `u64::MAX` until set.
-    base: AtomicU64,
+    base: Atomic<u64>,
     /// Held by whoever writes or runs the command queue, before `model`.
     #[pin]
     queue: Mutex<()>,
@@ -445,7 +442,7 @@ impl Its {
     pub(crate) fn new(kvm: Kvm) -> impl PinInit<Self, Error> {
         try_pin_init!(Its {
             kvm,
-            base: AtomicU64::new(u64::MAX),
+            base: Atomic::new(u64::MAX),
             queue <- new_mutex!((), "Its::queue"),
             model <- new_mutex!(Model::new(), "Its::model"),
             // In place: the cache is too large for the stack.
@@ -471,7 +468,7 @@ impl Its {
         reg.list.push((id, self.clone()), GFP_KERNEL)?;
         reg.next_id += 1;
         drop(reg);
-        CREATED.fetch_add(1, Ordering::Relaxed);
+        CREATED.fetch_add(1, Relaxed);
         Ok(())
     }
 
@@ -494,7 +491,7 @@ impl Its {
             .iter()
             .zip([c.inserts, c.evictions, c.invalidations])
         {
-            total.fetch_add(n, Ordering::Relaxed);
+            total.fetch_add(n, Relaxed);
         }
     }
 
@@ -502,7 +499,7 @@ impl Its {
     fn header(&self) -> Header {
         let model = self.model.lock();
         Header {
-            base: self.base.load(Ordering::Relaxed),
+            base: self.base.load(Relaxed),
             regs: model.regs(),
             stats: model.stats(),
             cache: self.cache.stats(),
@@ -615,6 +612,6 @@ impl Its {
 
     /// The VMM placed the frame at `base`.
     pub(crate) fn set_base(&self, base: u64) {
-        self.base.store(base, Ordering::Relaxed);
+        self.base.store(base, Relaxed);
     }
 }

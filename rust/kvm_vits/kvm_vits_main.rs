@@ -16,14 +16,13 @@
 //! cache); `its.rs` runs it over KVM; `ffi.rs` and `shim.c` are the only
 //! places that touch C.
 
-use core::sync::atomic::Ordering::Relaxed;
-
 use kernel::{
     debugfs::{
         Dir,
         File, //
     },
     prelude::*,
+    sync::atomic::Relaxed, //
 };
 
 // The pure files are shared with the host tests, which also use their

@@ -24,14 +24,14 @@ use kernel::{
     sync::atomic::Relaxed, //
 };
 
-// Shared with the host test crate, as `iova`.
+// Shared with the host test crate, as `aperture`.
 #[expect(unreachable_pub)]
 mod aperture;
 mod container;
-// Shared with the host test crate, as `iova`.
+// Shared with the host test crate, as `dirty`.
 #[expect(unreachable_pub)]
 mod dirty;
-// Shared with the host test crate, as `iova`.
+// Shared with the host test crate, as `dma_args`.
 #[expect(unreachable_pub)]
 mod dma_args;
 mod ffi;
