@@ -34,7 +34,7 @@ struct t1x_region {
 	u32 pad;
 };
 
-/* Implemented in Rust (container.rs via ffi.rs), called by the ops. */
+/* Implemented in Rust (ffi.rs, into container.rs and ioctl.rs), called by the ops. */
 int t1x_rust_open(unsigned long type, void **data);
 void t1x_rust_release(void *data);
 long t1x_rust_ioctl(void *data, unsigned int cmd, unsigned long arg);

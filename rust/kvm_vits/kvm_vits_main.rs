@@ -7,8 +7,8 @@
 //! kernel patches in `patches/` add): every VM that creates its first ITS
 //! device afterwards gets its ITSes from here, with the built-in ITS's
 //! register file, commands, tables and save/restore ABI, so VMMs and the KVM
-//! selftests use it unchanged. Each such device pins the module; unloading
-//! waits until those VMs are gone.
+//! selftests use it unchanged. Such a VM and each of its devices pin the
+//! module; `rmmod` is refused (`EWOULDBLOCK`) until those VMs are gone.
 //!
 //! Layout: the ITS logic is pure Rust shared with the host tests
 //! (`env.rs` the interface, `cmd.rs` command decoding, `table.rs` table

@@ -1315,8 +1315,10 @@ impl<E: Env> Its<E> {
     }
 
     /// [`Its::mmio_write`] that leaves the command queue to the caller:
-    /// true when the write wants it run, with [`Its::step_command`] until it
-    /// returns false (at most [`Its::queue_slots`] times). Upstream runs the
+    /// true when the write wants it run, a command at a time
+    /// ([`Its::step_command`], or [`Its::next_command`] and
+    /// [`Its::complete_command`] around an unlocked read) until none is
+    /// left (at most [`Its::queue_slots`] of them). Upstream runs the
     /// queue holding only its command lock and takes the ITS lock per
     /// command, so an MSI waits for one command, not the queue: a caller
     /// that drops this model's lock between steps does the same.

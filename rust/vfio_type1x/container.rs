@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A VFIO container served by this backend: its IOMMU groups and the paging
-//! domains they are attached to, each with an MSI cookie at the IOMMU's
-//! software-MSI window so that ITS doorbells are mapped when vfio-pci sets
-//! up MSI/MSI-X vectors.
+//! domains they are attached to, each with an MSI cookie at the container's
+//! MSI aperture so that ITS doorbells are mapped when vfio-pci sets up
+//! MSI/MSI-X vectors.
 //!
 //! Lifetime: a container is an [`Arc`]. VFIO holds a [`Handle`] that gives
 //! out references until `release`, the registry holds one, and every ioctl

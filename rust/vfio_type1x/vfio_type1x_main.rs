@@ -7,8 +7,8 @@
 //! Implemented: registration as the VFIO IOMMU driver
 //! "vfio-type1x", containers of type `VFIO_TYPE1_IOMMU` / `VFIO_TYPE1v2_IOMMU`
 //! (claimed only with `serve_type1=1`), group attach and detach with the MSI
-//! isolation policy (msi_isolation's verdict and reason when loaded), one
-//! paging domain per IOMMU with the MSI cookie at the software-MSI window,
+//! isolation policy (msi_isolation's verdict and reason), one paging domain
+//! per IOMMU with the MSI cookie at the container's MSI aperture,
 //! `VFIO_CHECK_EXTENSION`, `VFIO_IOMMU_GET_INFO`, `VFIO_IOMMU_MAP_DMA`,
 //! `VFIO_IOMMU_UNMAP_DMA`, and the MSI aperture: placed by `msi_base=` or
 //! per container by `VFIO_TYPE1X_SET_MSI_APERTURE`
