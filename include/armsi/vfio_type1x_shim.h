@@ -70,20 +70,36 @@ int t1x_group_id(struct iommu_group *group);
  */
 int t1x_group_regions(struct iommu_group *group, struct t1x_region *out, u32 max);
 
+struct device;
+
 /**
- * t1x_group_isolated() - are the MSIs of every device in @group isolated?
+ * t1x_group_devices() - the devices of @group, referenced
  * @group: the IOMMU group
+ * @out: array of @max entries
+ * @max: its capacity
+ *
+ * The first @max devices are written with a reference each, which the
+ * caller drops with t1x_put_device().
+ *
+ * Return: how many devices the group has (only the first @max written).
+ */
+int t1x_group_devices(struct iommu_group *group, struct device **out, u32 max);
+/* Drops a reference t1x_group_devices() took. */
+void t1x_put_device(struct device *dev);
+/* dev_name(), an inline. */
+const char *t1x_dev_name(struct device *dev);
+/**
+ * t1x_device_msi_query() - msi_isolation's armsi_msi_isolation_query()
+ * @dev: a device
  * @why: receives the reason (NUL terminated, truncated to @len)
  * @len: size of @why
  *
- * Asks msi_isolation's armsi_msi_isolation_query() for each device (a
- * direct call: vfio_type1x depends on msi_isolation, so the module loader
- * keeps it loaded while vfio_type1x is), and msi_device_has_isolated_msi()
- * for a member that is not a PCI device.
- *
- * Return: 1 isolated, 0 not, negative errno.
+ * Return: 1 isolated, 0 not, -ENODEV for a device msi_isolation does not
+ * know (not PCI), another negative errno.
  */
-int t1x_group_isolated(struct iommu_group *group, char *why, size_t len);
+int t1x_device_msi_query(struct device *dev, char *why, size_t len);
+/* msi_device_has_isolated_msi(): the IRQ core's answer for @dev. */
+bool t1x_device_has_isolated_msi(struct device *dev);
 
 /* Memory of the calling process, for DMA mappings. */
 struct mm_struct;

@@ -35,6 +35,12 @@ pub(crate) struct RawGroup {
     _private: [u8; 0],
 }
 
+/// Opaque `struct device`.
+#[repr(C)]
+pub(crate) struct RawDevice {
+    _private: [u8; 0],
+}
+
 /// Opaque `struct mm_struct`.
 #[repr(C)]
 pub(crate) struct RawMm {
@@ -64,7 +70,11 @@ extern "C" {
     fn t1x_domain_info(domain: *mut RawDomain, start: *mut u64, end: *mut u64, pgsizes: *mut u64);
     fn t1x_group_id(group: *mut RawGroup) -> c_int;
     fn t1x_group_regions(group: *mut RawGroup, out: *mut RawRegion, max: u32) -> c_int;
-    fn t1x_group_isolated(group: *mut RawGroup, why: *mut c_char, len: usize) -> c_int;
+    fn t1x_group_devices(group: *mut RawGroup, out: *mut *mut RawDevice, max: u32) -> c_int;
+    fn t1x_put_device(dev: *mut RawDevice);
+    fn t1x_dev_name(dev: *mut RawDevice) -> *const c_char;
+    fn t1x_device_msi_query(dev: *mut RawDevice, why: *mut c_char, len: usize) -> c_int;
+    fn t1x_device_has_isolated_msi(dev: *mut RawDevice) -> bool;
     fn t1x_mm_current() -> *mut RawMm;
     fn t1x_mm_put(mm: *mut RawMm);
     fn t1x_account(mm: *mut RawMm, npages: u64, inc: c_int) -> c_int;
@@ -380,14 +390,73 @@ impl Group {
         Ok((pages, unknown))
     }
 
-    /// Are the MSIs of every device in the group isolated? The reason is
-    /// written into `why` (NUL terminated).
-    pub(crate) fn isolated(&self, why: &mut [u8]) -> Result<bool> {
-        // SAFETY: the group is live (type invariant) and `why` is writable
-        // for its length.
-        let r = unsafe { t1x_group_isolated(self.0.as_ptr(), why.as_mut_ptr().cast(), why.len()) };
+    /// The group's devices, each referenced. (The entries are never
+    /// `None`: the type only lets the shim write raw pointers into them.)
+    pub(crate) fn devices(&self) -> Result<KVec<Option<DeviceRef>>> {
+        let mut cap = 4usize;
+        loop {
+            let mut devs = KVec::<Option<DeviceRef>>::with_capacity(cap, GFP_KERNEL)?;
+            let max = u32::try_from(cap).map_err(|_| E2BIG)?;
+            // SAFETY: the group is live (type invariant); `devs` has room for
+            // `max` entries, and `Option<DeviceRef>` has the layout of a
+            // `struct device *` (a `repr(transparent)` `NonNull`), so the
+            // shim writes the first `min(n, max)` of them.
+            let n = unsafe { t1x_group_devices(self.0.as_ptr(), devs.as_mut_ptr().cast(), max) };
+            let n = usize::try_from(n).unwrap_or(0);
+            // SAFETY: the shim initialised the first `min(n, cap)` entries.
+            // INVARIANT: each non-NULL one holds the reference the shim took
+            // for it, and now drops with its `DeviceRef`.
+            unsafe { devs.inc_len(n.min(cap)) };
+            if n <= cap {
+                return Ok(devs);
+            }
+            // The group grew meanwhile: put the references back and ask
+            // again, with room for all.
+            drop(devs);
+            cap = n;
+        }
+    }
+}
+
+/// A referenced `struct device`, put back on `Drop`.
+///
+/// # Invariants
+///
+/// The pointer holds one device reference, taken by `t1x_group_devices`.
+#[repr(transparent)]
+pub(crate) struct DeviceRef(NonNull<RawDevice>);
+
+impl DeviceRef {
+    /// `dev_name()`.
+    pub(crate) fn name(&self) -> &CStr {
+        // SAFETY: the device is referenced (type invariant), so its name,
+        // a NUL-terminated string it owns, lives at least as long as `self`.
+        unsafe { CStr::from_char_ptr(t1x_dev_name(self.0.as_ptr())) }
+    }
+
+    /// msi_isolation's verdict on the device: `Ok(true)` isolated,
+    /// `Ok(false)` not, `Err(ENODEV)` for a device it does not know (not
+    /// PCI). The reason is written into `why` (NUL terminated).
+    pub(crate) fn msi_query(&self, why: &mut [u8]) -> Result<bool> {
+        // SAFETY: the device is referenced (type invariant); `why` is
+        // writable for its length.
+        let r =
+            unsafe { t1x_device_msi_query(self.0.as_ptr(), why.as_mut_ptr().cast(), why.len()) };
         kernel::error::to_result(r.min(0))?;
         Ok(r == 1)
+    }
+
+    /// The IRQ core's `msi_device_has_isolated_msi()`.
+    pub(crate) fn has_isolated_msi(&self) -> bool {
+        // SAFETY: the device is referenced (type invariant).
+        unsafe { t1x_device_has_isolated_msi(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for DeviceRef {
+    fn drop(&mut self) {
+        // SAFETY: drops the reference the type invariant says we hold.
+        unsafe { t1x_put_device(self.0.as_ptr()) }
     }
 }
 

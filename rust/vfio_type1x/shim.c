@@ -154,66 +154,58 @@ int t1x_group_regions(struct iommu_group *group, struct t1x_region *out, u32 max
 	return n;
 }
 
-#define T1X_MAX_GROUP_DEVS 32
-
 struct dev_list {
-	struct device *devs[T1X_MAX_GROUP_DEVS];
+	struct device **out;
+	u32 max;
 	int n;
-	bool overflow;
 };
 
 static int collect_dev(struct device *dev, void *data)
 {
 	struct dev_list *l = data;
 
-	if (l->n == T1X_MAX_GROUP_DEVS) {
-		l->overflow = true;
-		return 1;
-	}
-	l->devs[l->n++] = get_device(dev);
+	if (l->n < l->max)
+		l->out[l->n] = get_device(dev);
+	l->n++;
 	return 0;
 }
 
-int t1x_group_isolated(struct iommu_group *group, char *why, size_t len)
+int t1x_group_devices(struct iommu_group *group, struct device **out, u32 max)
 {
-	struct dev_list *l;
-	int i, ret = 1;
+	struct dev_list l = { .out = out, .max = max };
 
-	l = kzalloc(sizeof(*l), GFP_KERNEL);
-	if (!l)
-		return -ENOMEM;
 	/*
-	 * Collect the members first: the query reads each group's domain
-	 * under the group's mutex, which the iterator holds.
+	 * References, not a callback per device: the query reads each
+	 * group's domain under the group's mutex, which the iterator holds.
 	 */
-	iommu_group_for_each_dev(group, l, collect_dev);
-	if (l->overflow) {
-		snprintf(why, len, "group has more than %d devices", T1X_MAX_GROUP_DEVS);
-		ret = -E2BIG;
-	}
-	for (i = 0; i < l->n; i++) {
-		if (ret == 1) {
-			/*
-			 * A direct call: this module depends on msi_isolation,
-			 * which the module loader keeps loaded while we are.
-			 * (symbol_get() instead would race the unload: it can
-			 * find the module UNFORMED in strong_try_module_get().)
-			 */
-			int r = armsi_msi_isolation_query(l->devs[i], why, len);
+	iommu_group_for_each_dev(group, &l, collect_dev);
+	return l.n;
+}
 
-			if (r == -ENODEV) {
-				/* Not a PCI device: ask the core for this group. */
-				r = msi_device_has_isolated_msi(l->devs[i]);
-				snprintf(why, len, "%s: %s (msi_device_has_isolated_msi())",
-					 dev_name(l->devs[i]), r ? "isolated" : "not isolated");
-			}
-			if (r <= 0)
-				ret = r;
-		}
-		put_device(l->devs[i]);
-	}
-	kfree(l);
-	return ret;
+void t1x_put_device(struct device *dev)
+{
+	put_device(dev);
+}
+
+const char *t1x_dev_name(struct device *dev)
+{
+	return dev_name(dev);
+}
+
+int t1x_device_msi_query(struct device *dev, char *why, size_t len)
+{
+	/*
+	 * A direct call: this module depends on msi_isolation, which the
+	 * module loader keeps loaded while we are. (symbol_get() instead
+	 * would race the unload: it can find the module UNFORMED in
+	 * strong_try_module_get().)
+	 */
+	return armsi_msi_isolation_query(dev, why, len);
+}
+
+bool t1x_device_has_isolated_msi(struct device *dev)
+{
+	return msi_device_has_isolated_msi(dev);
 }
 
 struct mm_struct *t1x_mm_current(void)
