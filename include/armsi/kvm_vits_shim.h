@@ -46,6 +46,7 @@ void kvits_rs_destroy(void *its);
 u64 kvits_rs_mmio_read(void *its, u64 offset, u32 len);
 void kvits_rs_mmio_write(void *its, u64 offset, u32 len, u64 val);
 int kvits_rs_has_reg(u64 offset);
+int kvits_rs_reg_align(u64 offset);
 int kvits_rs_reg_read(void *its, u64 offset, u64 *val);
 int kvits_rs_reg_write(void *its, u64 offset, u64 val);
 int kvits_rs_ctrl(void *its, u64 attr);

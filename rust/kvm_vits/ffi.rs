@@ -294,6 +294,17 @@ pub(crate) extern "C" fn kvits_rs_has_reg(offset: u64) -> c_int {
     }
 }
 
+/// The alignment check of `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`, which the shim
+/// makes before it locks the VM and looks for the frame (`EINVAL` first, as
+/// `vgic_its_attr_regs_access()`).
+#[no_mangle]
+pub(crate) extern "C" fn kvits_rs_reg_align(offset: u64) -> c_int {
+    match Its::reg_align(offset) {
+        Ok(()) => 0,
+        Err(e) => -e,
+    }
+}
+
 /// `KVM_GET_DEVICE_ATTR` for `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`, VM locked.
 ///
 /// # Safety

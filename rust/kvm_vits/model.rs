@@ -381,8 +381,8 @@ pub fn sanitise_cbaser(reg: u64) -> u64 {
 
 /// The alignment rule of `vgic_its_has_attr_regs()` and
 /// `vgic_its_attr_regs_access()`: 64-bit registers need 64-bit aligned
-/// offsets. The kernel glue calls this before its "base address not set"
-/// check to keep the C's error precedence.
+/// offsets. The kernel glue calls this (`kvits_rs_reg_align()`) before its
+/// "base address not set" check to keep the C's error precedence.
 pub fn uaccess_align(offset: u64) -> Result<(), Errno> {
     let align = if (GITS_TYPER..GITS_PIDR4).contains(&offset) {
         7

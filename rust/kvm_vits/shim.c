@@ -323,20 +323,15 @@ static void kvits_destroy(struct kvm_device *dev)
 	kfree(dev); /* allocated by kvm_ioctl_create_device(), freed by .destroy */
 }
 
-static int kvits_reg_align(u64 offset)
-{
-	/* 32-bit GITS_CTLR, GITS_IIDR and ID registers; 64-bit the others. */
-	return (offset < GITS_TYPER || offset >= GITS_PIDR4) ? 0x3 : 0x7;
-}
-
 static int kvits_regs_access(struct kvits_dev *kd, u64 offset, u64 *reg, bool write)
 {
 	struct kvm *kvm = kd->dev->kvm;
 	int ret;
 
-	if (offset & kvits_reg_align(offset))
-		return -EINVAL;
-
+	/* The alignment error comes first, as the built-in ITS's. */
+	ret = kvits_rs_reg_align(offset);
+	if (ret)
+		return ret;
 	ret = kvm_vgic_its_lock_vm(kvm);
 	if (ret)
 		return ret;
@@ -446,8 +441,6 @@ static int kvits_has_attr(struct kvm_device *dev, struct kvm_device_attr *attr)
 		}
 		return -ENXIO;
 	case KVM_DEV_ARM_VGIC_GRP_ITS_REGS:
-		if (attr->attr & kvits_reg_align(attr->attr))
-			return -EINVAL;
 		return kvits_rs_has_reg(attr->attr);
 	case KVM_VITS_GRP_TRANSLATE:
 		return 0;
