@@ -44,6 +44,11 @@ struct RawEvidence {
     hw_msi_size: u64,
 }
 
+// The C layout, which shim.c asserts too: four bytes of padding before
+// `doorbell`.
+kernel::static_assert!(core::mem::size_of::<RawEvidence>() == 248);
+kernel::static_assert!(core::mem::offset_of!(RawEvidence, doorbell) == 208);
+
 extern "C" {
     fn armsi_msi_collect(out: *mut RawEvidence, max: u32) -> u32;
     fn armsi_msi_machine_is_compatible(compat: *const c_char) -> c_int;

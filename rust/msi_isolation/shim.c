@@ -20,6 +20,10 @@
 #include <armsi/msi_doorbell.h>
 #include <armsi/msi_isolation_shim.h>
 
+/* The layout rust/msi_isolation/ffi.rs asserts of its mirror. */
+static_assert(sizeof(struct armsi_msi_evidence) == 248);
+static_assert(offsetof(struct armsi_msi_evidence, doorbell) == 208);
+
 static char assert_isolated[256];
 module_param_string(assert_isolated, assert_isolated, sizeof(assert_isolated), 0444);
 MODULE_PARM_DESC(assert_isolated,

@@ -76,6 +76,7 @@ use crate::{
         Range,
         Ranges, //
     },
+    uapi::DmaMap,
 };
 
 /// The reason msi_isolation gives when its `assert_isolated=` parameter, not
@@ -1166,10 +1167,17 @@ impl Container {
     /// holds `iommu->lock`, so a concurrent detach or release waits for it.
     /// With `VFIO_DMA_MAP_FLAG_VADDR`, gives an invalidated mapping its new
     /// user address instead.
-    pub(crate) fn map(&self, argsz: u32, flags: u32, vaddr: u64, iova: u64, size: u64) -> Result {
+    pub(crate) fn map(&self, m: &DmaMap) -> Result {
         let mut inner = self.inner.lock();
-        let req = dma_args::check_map(argsz, flags, vaddr, iova, size, inner.min_pgsize())
-            .map_err(refusal)?;
+        let req = dma_args::check_map(
+            m.argsz,
+            m.flags,
+            m.vaddr,
+            m.iova,
+            m.size,
+            inner.min_pgsize(),
+        )
+        .map_err(refusal)?;
         if req.set_vaddr {
             return inner.update_vaddr(&req);
         }

@@ -57,6 +57,9 @@ struct RawRegion {
     pad: u32,
 }
 
+// The C's size, which shim.c asserts too.
+kernel::static_assert!(size_of::<RawRegion>() == 24);
+
 extern "C" {
     fn t1x_register() -> c_int;
     fn t1x_unregister();

@@ -3,6 +3,8 @@
 //! The container ioctls, with the semantics and errnos of
 //! `vfio_iommu_type1` (drivers/vfio/vfio_iommu_type1.c).
 
+use core::mem::offset_of;
+
 use kernel::{
     ffi::{
         c_long,
@@ -10,6 +12,10 @@ use kernel::{
         c_ulong, //
     },
     prelude::*,
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -27,19 +33,24 @@ use crate::{
     },
     dirty,
     dma_args,
-    ffi, //
+    ffi,
+    uapi::{
+        Bitmap,
+        DirtyBitmap,
+        DirtyBitmapGet,
+        DmaMap,
+        DmaUnmap,
+        IommuInfo,
+        MsiAperture,
+        VFIO_CHECK_EXTENSION,
+        VFIO_IOMMU_DIRTY_PAGES,
+        VFIO_IOMMU_GET_INFO,
+        VFIO_IOMMU_MAP_DMA,
+        VFIO_IOMMU_UNMAP_DMA,
+        VFIO_TYPE1X_SET_MSI_APERTURE, //
+    }, //
 };
 
-const fn vfio_io(nr: u32) -> u32 {
-    // _IO(VFIO_TYPE, VFIO_BASE + nr), VFIO_TYPE = ';'.
-    ((b';' as u32) << 8) | (100 + nr)
-}
-
-const VFIO_CHECK_EXTENSION: u32 = vfio_io(1);
-const VFIO_IOMMU_GET_INFO: u32 = vfio_io(12);
-const VFIO_IOMMU_MAP_DMA: u32 = vfio_io(13);
-const VFIO_IOMMU_UNMAP_DMA: u32 = vfio_io(14);
-const VFIO_IOMMU_DIRTY_PAGES: u32 = vfio_io(17);
 /// `VFIO_DMA_CC_IOMMU` extension: the domains enforce cache coherency.
 const VFIO_DMA_CC_IOMMU: usize = 4;
 /// `VFIO_UNMAP_ALL` extension.
@@ -48,12 +59,10 @@ const VFIO_UNMAP_ALL: usize = 9;
 const VFIO_UPDATE_VADDR: usize = 10;
 /// include/uapi/linux/vfio_type1x.h.
 const VFIO_TYPE1X_MSI_APERTURE: usize = 0x4152_4d00;
-const VFIO_TYPE1X_SET_MSI_APERTURE: u32 = 0xA9 << 8;
 const VFIO_IOMMU_TYPE1X_INFO_CAP_MSI_APERTURE: u16 = 0x4d53;
 
-/// `struct vfio_iommu_type1_info`: argsz, flags, iova_pgsizes, cap_offset,
-/// pad.
-const INFO_SIZE: usize = 24;
+/// `struct vfio_iommu_type1_info`.
+const INFO_SIZE: usize = size_of::<IommuInfo>();
 /// The part every caller must provide: through `iova_pgsizes`.
 const INFO_MINSZ: usize = 16;
 const VFIO_IOMMU_INFO_PGSIZES: u32 = 1 << 0;
@@ -97,11 +106,12 @@ fn check_extension(c: Option<&Container>, arg: c_ulong) -> c_long {
 
 fn get_info(c: &Container, arg: c_ulong) -> Result {
     let base = UserPtr::from_addr(arg as usize);
-    let mut head = [0u8; INFO_MINSZ];
+    // Upstream reads through `iova_pgsizes` only.
+    let mut head = IommuInfo::default();
     UserSlice::new(base, INFO_MINSZ)
         .reader()
-        .read_slice(&mut head)?;
-    let argsz = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]);
+        .read_slice(&mut head.as_bytes_mut()[..INFO_MINSZ])?;
+    let argsz = head.argsz;
     let argsz_usize = argsz as usize;
     if argsz_usize < INFO_MINSZ {
         return Err(EINVAL);
@@ -158,13 +168,17 @@ fn get_info(c: &Container, arg: c_ulong) -> Result {
         flags &= !VFIO_IOMMU_INFO_CAPS;
     }
 
-    let mut info = [0u8; INFO_SIZE];
-    info[0..4].copy_from_slice(&out_argsz.to_ne_bytes());
-    info[4..8].copy_from_slice(&flags.to_ne_bytes());
-    info[8..16].copy_from_slice(&pgsizes.to_ne_bytes());
-    info[16..20].copy_from_slice(&cap_offset.to_ne_bytes());
+    let info = IommuInfo {
+        argsz: out_argsz,
+        flags,
+        iova_pgsizes: pgsizes,
+        cap_offset,
+        pad: 0,
+    };
     let n = argsz_usize.min(INFO_SIZE);
-    UserSlice::new(base, n).writer().write_slice(&info[..n])
+    UserSlice::new(base, n)
+        .writer()
+        .write_slice(&info.as_bytes()[..n])
 }
 
 /// Builds a `vfio_info_cap_header` chain whose `next` offsets count from
@@ -218,59 +232,35 @@ impl CapChain {
     }
 }
 
-/// `struct vfio_type1x_msi_aperture`: argsz, flags, iova, size.
+/// Reads a `T` at `at`.
+fn read_at<T: FromBytes>(at: UserPtr) -> Result<T> {
+    UserSlice::new(at, size_of::<T>()).reader().read::<T>()
+}
+
 fn set_aperture(c: &Container, arg: c_ulong) -> Result {
-    let mut a = [0u8; 24];
-    UserSlice::new(UserPtr::from_addr(arg as usize), a.len())
-        .reader()
-        .read_slice(&mut a)?;
-    c.set_aperture(u32_at(&a, 0), u32_at(&a, 4), u64_at(&a, 8), u64_at(&a, 16))
+    let a: MsiAperture = read_at(UserPtr::from_addr(arg as usize))?;
+    c.set_aperture(a.argsz, a.flags, a.iova, a.size)
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&b[at..at + 8]);
-    u64::from_ne_bytes(v)
-}
-
-/// `struct vfio_iommu_type1_dma_map`: argsz, flags, vaddr, iova, size.
 fn map_dma(c: &Container, arg: c_ulong) -> Result {
-    let mut m = [0u8; dma_args::MAP_MINSZ as usize];
-    UserSlice::new(UserPtr::from_addr(arg as usize), m.len())
-        .reader()
-        .read_slice(&mut m)?;
-    c.map(
-        u32_at(&m, 0),
-        u32_at(&m, 4),
-        u64_at(&m, 8),
-        u64_at(&m, 16),
-        u64_at(&m, 24),
-    )
+    c.map(&read_at::<DmaMap>(UserPtr::from_addr(arg as usize))?)
 }
 
-/// `struct vfio_iommu_type1_dma_unmap`: argsz, flags, iova, size, and with
-/// `VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP` a `struct vfio_bitmap` (pgsize,
-/// size, data); the size unmapped is written back.
+/// `struct vfio_iommu_type1_dma_unmap`, followed with
+/// `VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP` by a `struct vfio_bitmap`; the
+/// size unmapped is written back.
 fn unmap_dma(c: &Container, arg: c_ulong) -> Result {
     let base = UserPtr::from_addr(arg as usize);
-    let mut u = [0u8; dma_args::UNMAP_MINSZ as usize];
-    UserSlice::new(base, u.len()).reader().read_slice(&mut u)?;
-    let (argsz, flags, size) = (u32_at(&u, 0), u32_at(&u, 4), u64_at(&u, 16));
+    let u: DmaUnmap = read_at(base)?;
+    let (argsz, flags, size) = (u.argsz, u.flags, u.size);
     dma_args::check_unmap_header(argsz, flags).map_err(|_| EINVAL)?;
     let mut bitmap = None;
     if flags & dma_args::UNMAP_FLAG_GET_DIRTY_BITMAP != 0 {
         if argsz < dma_args::UNMAP_MINSZ + dirty::BITMAP_SIZE {
             return Err(EINVAL);
         }
-        let mut b = [0u8; dirty::BITMAP_SIZE as usize];
-        UserSlice::new(base.wrapping_byte_add(u.len()), b.len())
-            .reader()
-            .read_slice(&mut b)?;
-        let (pgsize, bsize, data) = (u64_at(&b, 0), u64_at(&b, 8), u64_at(&b, 16));
+        let b: Bitmap = read_at(base.wrapping_byte_add(size_of::<DmaUnmap>()))?;
+        let (pgsize, bsize, data) = (b.pgsize, b.size, b.data);
         if !ffi::access_ok(data, bsize) {
             return Err(EINVAL);
         }
@@ -282,25 +272,22 @@ fn unmap_dma(c: &Container, arg: c_ulong) -> Result {
             data: UserPtr::from_addr(data as usize),
         });
     }
-    let unmapped = c.unmap(argsz, flags, u64_at(&u, 8), size, bitmap)?;
-    UserSlice::new(base.wrapping_byte_add(16), 8)
+    let unmapped = c.unmap(argsz, flags, u.iova, size, bitmap)?;
+    UserSlice::new(base.wrapping_byte_add(offset_of!(DmaUnmap, size)), 8)
         .writer()
-        .write_slice(&unmapped.to_ne_bytes())
+        .write(&unmapped)
 }
 
-/// `VFIO_IOMMU_DIRTY_PAGES`: `struct vfio_iommu_type1_dirty_bitmap` (argsz,
-/// flags), followed for `GET_BITMAP` by a
-/// `struct vfio_iommu_type1_dirty_bitmap_get` (iova, size, and a
-/// `struct vfio_bitmap`: pgsize, size, data).
+/// `VFIO_IOMMU_DIRTY_PAGES`: `struct vfio_iommu_type1_dirty_bitmap`,
+/// followed for `GET_BITMAP` by a `struct vfio_iommu_type1_dirty_bitmap_get`.
 fn dirty_pages(c: &Container, arg: c_ulong) -> Result {
     let base = UserPtr::from_addr(arg as usize);
     // Upstream refuses a type1 container before reading the argument.
     if !c.v2 {
         return Err(EACCES);
     }
-    let mut h = [0u8; dirty::DIRTY_MINSZ as usize];
-    UserSlice::new(base, h.len()).reader().read_slice(&mut h)?;
-    let (argsz, flags) = (u32_at(&h, 0), u32_at(&h, 4));
+    let h: DirtyBitmap = read_at(base)?;
+    let (argsz, flags) = (h.argsz, h.flags);
     let op = dirty::check_dirty_pages(c.v2, argsz, flags).map_err(dirty_errno)?;
     if op != dirty::DirtyOp::GetBitmap {
         return c.dirty_pages(op, None);
@@ -308,12 +295,9 @@ fn dirty_pages(c: &Container, arg: c_ulong) -> Result {
     if argsz - dirty::DIRTY_MINSZ < dirty::GET_SIZE {
         return Err(EINVAL);
     }
-    let mut g = [0u8; dirty::GET_SIZE as usize];
-    UserSlice::new(base.wrapping_byte_add(h.len()), g.len())
-        .reader()
-        .read_slice(&mut g)?;
-    let (iova, size) = (u64_at(&g, 0), u64_at(&g, 8));
-    let (pgsize, bsize, data) = (u64_at(&g, 16), u64_at(&g, 24), u64_at(&g, 32));
+    let g: DirtyBitmapGet = read_at(base.wrapping_byte_add(size_of::<DirtyBitmap>()))?;
+    let (iova, size) = (g.iova, g.size);
+    let (pgsize, bsize, data) = (g.bitmap.pgsize, g.bitmap.size, g.bitmap.data);
     let last = dirty::check_get_bitmap(iova, size, pgsize, bsize, ffi::access_ok(data, bsize))
         .map_err(dirty_errno)?;
     let get = GetBitmap {

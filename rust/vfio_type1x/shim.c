@@ -23,6 +23,19 @@
 #include <armsi/msi_doorbell.h>
 #include <armsi/msi_isolation_shim.h>
 #include <armsi/vfio_type1x_shim.h>
+#include <uapi/linux/vfio_type1x.h>
+
+/* The C sizes rust/vfio_type1x/uapi.rs asserts of its mirrors. */
+static_assert(sizeof(struct vfio_iommu_type1_info) == 24);
+static_assert(sizeof(struct vfio_iommu_type1_dma_map) == 32);
+static_assert(sizeof(struct vfio_iommu_type1_dma_unmap) == 24);
+static_assert(sizeof(struct vfio_bitmap) == 24);
+static_assert(sizeof(struct vfio_iommu_type1_dirty_bitmap) == 8);
+static_assert(sizeof(struct vfio_iommu_type1_dirty_bitmap_get) == 40);
+static_assert(sizeof(struct vfio_type1x_msi_aperture) == 24);
+static_assert(VFIO_TYPE1X_SET_MSI_APERTURE == _IO(0xA9, 0));
+/* And the shim's own, mirrored in ffi.rs. */
+static_assert(sizeof(struct t1x_region) == 24);
 
 static void *t1x_open(unsigned long arg)
 {

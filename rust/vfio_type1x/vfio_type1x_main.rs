@@ -40,6 +40,7 @@ mod ioctl;
 // public API; in the module they are crate-internal.
 #[expect(unreachable_pub)]
 mod iova;
+mod uapi;
 
 module! {
     type: VfioType1x,
