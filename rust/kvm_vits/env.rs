@@ -13,28 +13,35 @@
 //! Pure logic, free of kernel dependencies: the module includes this file and
 //! so does the host test crate (`tests/host`).
 
-/// A positive errno value (`EINVAL`, ...). The kernel side turns it into a
-/// `kernel::error::Error`.
-pub type Errno = i32;
+/// An errno (`EINVAL`, ...), as a positive value. The kernel glue turns it
+/// into a `kernel::error::Error` once, where it returns to C (`ffi.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(i32);
+
+impl Errno {
+    /// The errno `e` (positive).
+    pub const fn new(e: i32) -> Self {
+        Errno(e)
+    }
+
+    /// The positive value.
+    pub const fn get(self) -> i32 {
+        self.0
+    }
+}
 
 /// Invalid argument.
-pub const EINVAL: Errno = 22;
+pub const EINVAL: Errno = Errno(22);
 /// Out of memory.
-pub const ENOMEM: Errno = 12;
+pub const ENOMEM: Errno = Errno(12);
 /// Busy.
-pub const EBUSY: Errno = 16;
+pub const EBUSY: Errno = Errno(16);
 /// Exists.
-pub const EEXIST: Errno = 17;
-/// Permission denied.
-pub const EACCES: Errno = 13;
+pub const EEXIST: Errno = Errno(17);
 /// No such device or address.
-pub const ENXIO: Errno = 6;
-/// Bad address.
-pub const EFAULT: Errno = 14;
+pub const ENXIO: Errno = Errno(6);
 /// No such device.
-pub const ENODEV: Errno = 19;
-/// No such entry.
-pub const ENOENT: Errno = 2;
+pub const ENODEV: Errno = Errno(19);
 
 /// Allocation failed; the element that was to be stored comes back, so a
 /// value that owns something (an ITE's [`Env::Lpi`]) can still be released.

@@ -76,9 +76,23 @@ pub(crate) fn unregister() {
 /// A C return value (0 or -errno) as an [`Errno`] result.
 fn errno(ret: c_int) -> Result<(), Errno> {
     if ret < 0 {
-        Err(-ret)
+        Err(Errno::new(-ret))
     } else {
         Ok(())
+    }
+}
+
+impl From<Errno> for Error {
+    fn from(e: Errno) -> Error {
+        Error::from_errno(-e.get())
+    }
+}
+
+/// A result as C takes it back: 0, or the negative errno.
+fn c_ret(r: Result<(), Errno>) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => Error::from(e).to_errno(),
     }
 }
 
@@ -288,10 +302,7 @@ pub(crate) unsafe extern "C" fn kvits_rs_mmio_write(
 /// `KVM_HAS_DEVICE_ATTR` for `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`.
 #[no_mangle]
 pub(crate) extern "C" fn kvits_rs_has_reg(offset: u64) -> c_int {
-    match Its::has_reg(offset) {
-        Ok(()) => 0,
-        Err(e) => -e,
-    }
+    c_ret(Its::has_reg(offset))
 }
 
 /// The alignment check of `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`, which the shim
@@ -299,10 +310,7 @@ pub(crate) extern "C" fn kvits_rs_has_reg(offset: u64) -> c_int {
 /// `vgic_its_attr_regs_access()`).
 #[no_mangle]
 pub(crate) extern "C" fn kvits_rs_reg_align(offset: u64) -> c_int {
-    match Its::reg_align(offset) {
-        Ok(()) => 0,
-        Err(e) => -e,
-    }
+    c_ret(Its::reg_align(offset))
 }
 
 /// `KVM_GET_DEVICE_ATTR` for `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`, VM locked.
@@ -317,14 +325,10 @@ pub(crate) unsafe extern "C" fn kvits_rs_reg_read(
     val: *mut u64,
 ) -> c_int {
     // SAFETY: per the contract.
-    match unsafe { its(p) }.reg_read(offset) {
-        Ok(v) => {
-            // SAFETY: per the contract `val` is writable.
-            unsafe { *val = v };
-            0
-        }
-        Err(e) => -e,
-    }
+    c_ret(unsafe { its(p) }.reg_read(offset).map(|v| {
+        // SAFETY: per the contract `val` is writable.
+        unsafe { *val = v };
+    }))
 }
 
 /// `KVM_SET_DEVICE_ATTR` for `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`, VM locked.
@@ -335,10 +339,7 @@ pub(crate) unsafe extern "C" fn kvits_rs_reg_read(
 #[no_mangle]
 pub(crate) unsafe extern "C" fn kvits_rs_reg_write(p: *mut c_void, offset: u64, val: u64) -> c_int {
     // SAFETY: per the contract.
-    match unsafe { its(p) }.reg_write(offset, val) {
-        Ok(()) => 0,
-        Err(e) => -e,
-    }
+    c_ret(unsafe { its(p) }.reg_write(offset, val))
 }
 
 /// `KVM_DEV_ARM_VGIC_GRP_CTRL`: reset, save or restore, VM locked.
@@ -349,10 +350,7 @@ pub(crate) unsafe extern "C" fn kvits_rs_reg_write(p: *mut c_void, offset: u64, 
 #[no_mangle]
 pub(crate) unsafe extern "C" fn kvits_rs_ctrl(p: *mut c_void, attr: u64) -> c_int {
     // SAFETY: per the contract.
-    match unsafe { its(p) }.ctrl(attr) {
-        Ok(()) => 0,
-        Err(e) => -e,
-    }
+    c_ret(unsafe { its(p) }.ctrl(attr))
 }
 
 /// `KVM_VITS_GRP_TRANSLATE`: the translation of one MSI.
@@ -380,7 +378,7 @@ pub(crate) unsafe extern "C" fn kvits_rs_translate(
             }
             0
         }
-        None => -(crate::env::ENOENT),
+        None => ENOENT.to_errno(),
     }
 }
 
@@ -396,7 +394,7 @@ pub(crate) unsafe extern "C" fn kvits_rs_inject(p: *mut c_void, devid: u32, even
     match unsafe { its(p) }.inject(devid, eventid) {
         Ok(true) => 1,
         Ok(false) => 0,
-        Err(e) => -e,
+        Err(e) => Error::from(e).to_errno(),
     }
 }
 

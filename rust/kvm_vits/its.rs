@@ -11,6 +11,11 @@
 //! guest memory, so an MSI that misses the translation cache waits for one
 //! command, not for the queue. The MSI fast path (irqfd, atomic) takes no
 //! lock of ours.
+//!
+//! `REGISTRY` (the debugfs list) nests outside `model`: debugfs reads an
+//! ITS's model under it; nothing takes it holding `queue` or `model`. The
+//! shim's `kvits_vms_lock` (a spinlock) is a leaf: taken alone, when a
+//! frame is placed and when the ITS is destroyed.
 
 use core::ptr::NonNull;
 
@@ -314,13 +319,7 @@ fn show_collections(id: u64, n: usize, f: &mut core::fmt::Formatter<'_>) -> core
 fn show_translations(id: u64, n: usize, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     let mut after = None;
     loop {
-        let mut buf = [IteInfo {
-            devid: 0,
-            eventid: 0,
-            intid: 0,
-            icid: None,
-            target: None,
-        }; SHOW_CHUNK];
+        let mut buf = [IteInfo::EMPTY; SHOW_CHUNK];
         let copied = {
             let reg = REGISTRY.lock();
             let Some(its) = reg.by_id(id) else {

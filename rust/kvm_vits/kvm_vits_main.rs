@@ -25,19 +25,19 @@ use kernel::{
     sync::atomic::Relaxed, //
 };
 
-// The pure files are shared with the host tests, which also use their
-// encoders (commands, table entries) and constants the module does not.
+// The pure files are shared with the host tests, where their items are
+// public API; what only the tests use lives in tests/host/src/extra.rs.
 #[expect(unreachable_pub)]
 mod cache;
-#[expect(unreachable_pub, dead_code)]
+#[expect(unreachable_pub)]
 mod cmd;
-#[expect(unreachable_pub, dead_code)]
+#[expect(unreachable_pub)]
 mod env;
 mod ffi;
 mod its;
-#[expect(unreachable_pub, dead_code)]
+#[expect(unreachable_pub)]
 mod model;
-#[expect(unreachable_pub, dead_code)]
+#[expect(unreachable_pub)]
 mod table;
 
 module! {

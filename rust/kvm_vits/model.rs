@@ -57,8 +57,6 @@ pub const GITS_CIDR1: u64 = 0xfff4;
 pub const GITS_CIDR2: u64 = 0xfff8;
 /// `GITS_CIDR3`.
 pub const GITS_CIDR3: u64 = 0xfffc;
-/// `GITS_TRANSLATER` (not emulated: MSIs arrive through KVM_SIGNAL_MSI).
-pub const GITS_TRANSLATER: u64 = 0x10040;
 /// `KVM_VGIC_V3_ITS_SIZE`: the ITS frame size.
 pub const ITS_FRAME_SIZE: u64 = 2 * SZ_64K;
 
@@ -196,7 +194,7 @@ impl NextCommand {
     }
 }
 
-/// One ITE, as [`Its::for_each_ite`] reports it.
+/// One ITE, as [`Its::ites_after`] reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IteInfo {
     /// DeviceID.
@@ -209,6 +207,17 @@ pub struct IteInfo {
     pub icid: Option<u16>,
     /// The collection's target (`None`: no collection, or not mapped).
     pub target: Option<u32>,
+}
+
+impl IteInfo {
+    /// A placeholder, to size buffers for [`Its::ites_after`].
+    pub const EMPTY: IteInfo = IteInfo {
+        devid: 0,
+        eventid: 0,
+        intid: 0,
+        icid: None,
+        target: None,
+    };
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -492,15 +501,6 @@ impl<E: Env> Its<E> {
     /// The collections, sorted by ICID.
     pub fn collections(&self) -> &[Collection] {
         &self.collections
-    }
-
-    /// Call `f` for every ITE, in (DeviceID, EventID) order.
-    pub fn for_each_ite(&self, env: &E, mut f: impl FnMut(IteInfo)) {
-        for dev in self.devices.iter() {
-            for ite in dev.ites.iter() {
-                f(self.ite_info(env, dev, ite));
-            }
-        }
     }
 
     /// Copy the first `out.len()` ITEs after (DeviceID, EventID) `after`
@@ -1306,16 +1306,9 @@ impl<E: Env> Its<E> {
         }
     }
 
-    /// A guest write of `len` bytes at `offset` in the ITS frame. Unknown
-    /// offsets and bad sizes or alignments are ignored.
-    pub fn mmio_write(&mut self, env: &mut E, offset: u64, len: u32, val: u64) {
-        if self.mmio_write_deferred(env, offset, len, val) {
-            self.process_commands(env);
-        }
-    }
-
-    /// [`Its::mmio_write`] that leaves the command queue to the caller:
-    /// true when the write wants it run, a command at a time
+    /// A guest write of `len` bytes at `offset` in the ITS frame (unknown
+    /// offsets and bad sizes or alignments are ignored) that leaves the
+    /// command queue to the caller: true when the write wants it run, a command at a time
     /// ([`Its::step_command`], or [`Its::next_command`] and
     /// [`Its::complete_command`] around an unlocked read) until none is
     /// left (at most [`Its::queue_slots`] of them). Upstream runs the

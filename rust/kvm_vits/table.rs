@@ -30,8 +30,6 @@ pub const GITS_BASER_TYPE_DEVICE: u64 = 1;
 pub const GITS_BASER_TYPE_COLLECTION: u64 = 4;
 /// `GITS_BASER_RO_MASK` of `vgic-its.c`: entry size and type.
 pub const GITS_BASER_RO_MASK: u64 = (0x1f << 48) | (0x7 << 56);
-/// `GITS_BASER_PAGE_SIZE_SHIFT`.
-pub const GITS_BASER_PAGE_SIZE_SHIFT: u32 = 8;
 /// `GITS_BASER_PAGE_SIZE_MASK`.
 pub const GITS_BASER_PAGE_SIZE_MASK: u64 = 3 << 8;
 /// `GITS_BASER_PAGE_SIZE_64K`.
@@ -47,8 +45,6 @@ pub const GITS_CBASER_VALID: u64 = 1 << 63;
 
 /// `VITS_MAX_DEVID`: GITS_TYPER.Devbits is 16.
 pub const VITS_MAX_DEVID: u32 = (1 << 16) - 1;
-/// `VITS_MAX_EVENTID`: GITS_TYPER.IDbits is 16.
-pub const VITS_MAX_EVENTID: u32 = (1 << 16) - 1;
 /// `VITS_TYPER_IDBITS`.
 pub const VITS_TYPER_IDBITS: u8 = 16;
 /// `VITS_DTE_MAX_DEVID_OFFSET`.
@@ -83,11 +79,6 @@ pub fn baser_table_size(baser: u64) -> u64 {
 /// `GITS_BASER_ADDR_48_to_52()`: the table's physical address.
 pub fn baser_addr(baser: u64) -> u64 {
     (baser & 0x0000_ffff_ffff_0000) | ((baser >> 12) & 0xf) << 48
-}
-
-/// `GITS_BASER_PHYS_52_to_48()`: encode a 64 KiB aligned address.
-pub fn baser_phys(phys: u64) -> u64 {
-    (phys & 0x0000_ffff_ffff_0000) | ((phys >> 48) & 0xf) << 12
 }
 
 /// Is GITS_BASER.Indirect set?
@@ -182,11 +173,6 @@ pub fn l1_valid(entry: u64) -> bool {
 /// A level-1 entry's level-2 table address (`KVM_ITS_L1E_ADDR_MASK`).
 pub fn l1_addr(entry: u64) -> u64 {
     entry & 0x000f_ffff_ffff_0000
-}
-
-/// Encode a level-1 entry pointing at the 64 KiB level-2 table `addr`.
-pub fn l1_encode(addr: u64, valid: bool) -> u64 {
-    l1_addr(addr) | (valid as u64) << 63
 }
 
 /// A device table entry, ABI revision 0.

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cache::TranslationCache;
 use crate::cmd::Command;
-use crate::env::{Env, Errno, NoMem, Vector, EFAULT, EINVAL};
+use crate::env::{Env, Errno, NoMem, Vector, EINVAL};
+use crate::extra::{baser_phys, l1_encode, Encode, ItsExt, EFAULT};
 use crate::model::{self, Its};
 use crate::table;
 
@@ -692,19 +693,19 @@ impl Fuzzer {
         let its = &mut self.its;
         its.mmio_write(env, model::GITS_CTLR, 4, 0);
         let indirect = self.rng.chance(1, 2);
-        let mut dev = table::GITS_BASER_VALID | table::baser_phys(layout::DEV_TABLE);
+        let mut dev = table::GITS_BASER_VALID | baser_phys(layout::DEV_TABLE);
         if indirect {
             dev |= table::GITS_BASER_INDIRECT;
             for i in 0..4u64 {
                 let valid = i != 2;
                 env.poke64(
                     layout::DEV_TABLE + i * 8,
-                    table::l1_encode(layout::L2_TABLES + i * 0x1_0000, valid),
+                    l1_encode(layout::L2_TABLES + i * 0x1_0000, valid),
                 );
             }
         }
         its.mmio_write(env, model::GITS_BASER, 8, dev);
-        let coll = table::GITS_BASER_VALID | table::baser_phys(layout::COLL_TABLE);
+        let coll = table::GITS_BASER_VALID | baser_phys(layout::COLL_TABLE);
         its.mmio_write(env, model::GITS_BASER + 8, 8, coll);
         its.mmio_write(
             env,

@@ -46,5 +46,9 @@ pub mod model;
 #[path = "../../../rust/kvm_vits/cache.rs"]
 pub mod cache;
 
+/// What only the host tests use of the ITS files: encoders, constants and
+/// conveniences (none ships in the module).
+pub mod extra;
+
 /// A mock [`env::Env`] and the deterministic ITS command-stream fuzzer.
 pub mod fuzz;

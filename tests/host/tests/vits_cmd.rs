@@ -3,6 +3,7 @@
 //! ITS command decoding and encoding.
 
 use armsi_logic::cmd::*;
+use armsi_logic::extra::*;
 
 #[test]
 fn decode_extracts_fields_like_its_cmd_get() {

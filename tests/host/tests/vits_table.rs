@@ -2,6 +2,7 @@
 
 //! GITS_BASER fields, ABI rev 0 entries and the table walk.
 
+use armsi_logic::extra::*;
 use armsi_logic::table::*;
 
 #[test]
