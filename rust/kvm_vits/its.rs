@@ -549,7 +549,7 @@ impl Its {
     /// Is this `KVM_DEV_ARM_VGIC_GRP_ITS_REGS` offset aligned for its
     /// register?
     pub(crate) fn reg_align(offset: u64) -> Result<(), Errno> {
-        model::uaccess_align(offset)
+        model::regs::uaccess_align(offset)
     }
 
     /// Does `KVM_DEV_ARM_VGIC_GRP_ITS_REGS` know this offset?

@@ -6,6 +6,7 @@ use armsi_logic::cmd::*;
 use armsi_logic::env::*;
 use armsi_logic::extra::*;
 use armsi_logic::fuzz::{check_invariants, fail_alloc_after, MockEnv};
+use armsi_logic::model::regs::*;
 use armsi_logic::model::*;
 use armsi_logic::table::*;
 
