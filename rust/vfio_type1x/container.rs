@@ -17,6 +17,11 @@
 //! (group mutexes, `mmap_lock` while pinning). `MAP_DMA` holds `inner`
 //! across pinning and mapping, as upstream's `iommu->lock`. A handle's
 //! spinlock is a leaf.
+//!
+//! This file holds the container, its domains and groups, and the MSI
+//! aperture; `container/dma.rs` the mappings (`MAP_DMA`, `UNMAP_DMA`, dirty
+//! tracking), `container/registry.rs` the registry and its debugfs views,
+//! `container/isolation.rs` the isolation verdict at attach.
 
 use kernel::{
     new_mutex,
@@ -79,6 +84,28 @@ use crate::{
     uapi::DmaMap,
 };
 
+mod dma;
+mod isolation;
+mod registry;
+
+use dma::Dma;
+pub(crate) use dma::{
+    dirty_errno,
+    GetBitmap,
+    UserBitmap, //
+};
+use isolation::{
+    cstr_prefix,
+    group_isolated, //
+};
+pub(crate) use registry::{
+    drop_handles,
+    open_count,
+    show_apertures,
+    Handle,
+    CONTAINERS, //
+};
+
 /// The reason msi_isolation gives when its `assert_isolated=` parameter, not
 /// the hardware, makes a device's MSIs isolated.
 const ASSERTED: &str = "reason=asserted-by-parameter";
@@ -92,94 +119,6 @@ const PAGE: u64 = PAGE_SIZE as u64;
 
 /// Containers served since the module loaded, for debugfs.
 pub(crate) static SERVED: Atomic<i64> = Atomic::new(0);
-
-/// Pages pinned and mapped at a time by `MAP_DMA` (upstream pins in batches
-/// of a page of `struct page` pointers too): the only per-call allocation,
-/// whatever the size of the mapping.
-const PIN_BATCH: u64 = 512;
-
-/// Contiguous runs unmapped from every domain with one `iommu_unmap` (one
-/// IOTLB sync) before they are unpinned: upstream's
-/// `VFIO_IOMMU_TLB_SYNC_MAX`.
-const UNPIN_BATCH: usize = 512;
-
-/// The batch when the runs' buffer cannot be allocated: unmapping must not
-/// fail, so it falls back to this many on the stack.
-const UNPIN_BATCH_MIN: usize = 16;
-
-kernel::sync::global_lock! {
-    // SAFETY: `init` is called in the module initialiser, before a container
-    // can exist.
-    pub(crate) unsafe(uninit) static CONTAINERS: Mutex<Registry> = Registry {
-        handles: KVec::new(),
-        next_id: 0,
-    };
-}
-
-/// Every [`Handle`] VFIO was given, until module exit; those that still
-/// hold a container are the containers alive now (debugfs).
-pub(crate) struct Registry {
-    handles: KVec<Pin<KBox<Handle>>>,
-    next_id: u64,
-}
-
-/// What VFIO holds as a container's `iommu_data`.
-///
-/// VFIO reads `iommu_data` and calls our ioctl without a lock, while the
-/// last group's detach may call `release` on another thread: a reference
-/// taken in our ioctl would come too late if `data` were the container
-/// itself. So `data` is a handle that stays allocated until the module
-/// exits (one small object per container opened) and gives out references
-/// to its container until `release` takes it away.
-#[pin_data]
-pub(crate) struct Handle {
-    /// The container, until `release`. A leaf lock.
-    #[pin]
-    container: SpinLock<Option<Arc<Container>>>,
-}
-
-impl Handle {
-    /// `open`: a new container of IOMMU type `kind` and its handle, which
-    /// lives until [`drop_handles`].
-    pub(crate) fn open(kind: usize) -> Result<*const Handle> {
-        let mut reg = CONTAINERS.lock();
-        reg.handles.reserve(1, GFP_KERNEL_ACCOUNT)?;
-        let c = Container::new(kind, reg.next_id)?;
-        let h = KBox::pin_init(
-            pin_init!(Handle {
-                container <- new_spinlock!(Some(c), "Handle::container"),
-            }),
-            GFP_KERNEL_ACCOUNT,
-        )?;
-        let p: *const Handle = &*h;
-        // Room was reserved above.
-        reg.handles.push_within_capacity(h).map_err(|_| ENOMEM)?;
-        reg.next_id += 1;
-        SERVED.fetch_add(1, Relaxed);
-        Ok(p)
-    }
-
-    /// A reference to the container, unless it was released.
-    pub(crate) fn get(&self) -> Option<Arc<Container>> {
-        self.container.lock().clone()
-    }
-
-    /// `release`: the container goes; later calls through the handle find
-    /// none.
-    pub(crate) fn release(&self) {
-        let c = self.container.lock().take();
-        if let Some(c) = c {
-            Container::release(c);
-        }
-    }
-}
-
-/// Frees every handle, at module exit: VFIO released every container (it
-/// holds a module reference while one uses this backend).
-pub(crate) fn drop_handles() {
-    let handles = core::mem::take(&mut CONTAINERS.lock().handles);
-    drop(handles);
-}
 
 /// A paging domain and the groups attached to it.
 ///
@@ -203,85 +142,6 @@ impl Drop for DomainEntry {
             // SAFETY: `g` is attached to the domain (type invariant).
             unsafe { self.domain.detach(g) };
         }
-    }
-}
-
-/// One `MAP_DMA` mapping: pinned user pages (or device memory, for a BAR
-/// mmap) mapped at an IOVA range in every domain of the container. As
-/// upstream, nothing is kept per page: the pages are recorded only in the
-/// domains' page tables, and unmapping walks the first domain to find what
-/// to unpin.
-struct Dma {
-    /// The IOVA range.
-    iova: Range,
-    /// The device may read / write.
-    read: bool,
-    write: bool,
-    /// The process whose locked memory the pages are charged to.
-    mm: Mm,
-    /// How many pages are charged to it: upstream's count, which leaves
-    /// out device memory and reserved pages.
-    locked: u64,
-    /// Some page has no pin of ours (device memory, a reserved page):
-    /// upstream's `has_rsvd`. Without one, unpinning tests no page.
-    has_rsvd: bool,
-    /// Invalidated by `VFIO_DMA_UNMAP_FLAG_VADDR`, until a
-    /// `VFIO_DMA_MAP_FLAG_VADDR` gives the new address. The pages stay
-    /// pinned and mapped meanwhile.
-    vaddr_invalid: bool,
-    /// While dirty tracking is on, the mapping's dirty bitmap as upstream
-    /// keeps it (`dirty::state_words` long); empty otherwise.
-    dirty: KVVec<u64>,
-}
-
-impl Dma {
-    /// Gives the mapping its dirty bitmap, zeroed, as upstream's
-    /// `vfio_dma_bitmap_alloc()` (`EINVAL` past `dirty::PAGES_MAX` pages).
-    fn start_dirty(&mut self, pgshift: u32) -> Result {
-        let pages = (self.iova.last - self.iova.start + 1) >> pgshift;
-        if pages > dirty::PAGES_MAX {
-            return Err(EINVAL);
-        }
-        // CAST: at most 2^25 words.
-        self.dirty = KVVec::from_elem(0u64, dirty::state_words(pages) as usize, GFP_KERNEL)?;
-        Ok(())
-    }
-
-    /// Reports the mapping's pages dirty into the user's bitmap at `data`,
-    /// which starts at IOVA `base`, as upstream's `update_user_bitmap()`.
-    fn report_dirty(&mut self, data: UserPtr, base: u64, pgshift: u32) -> Result {
-        let d = self.iova;
-        let r = Report::new(
-            (d.start - base) >> pgshift,
-            (d.last - d.start + 1) >> pgshift,
-        );
-        // CAST: a user bitmap is at most `dirty::BITMAP_SIZE_MAX` bytes.
-        let at = |word: u64| data.wrapping_byte_add((word * 8) as usize);
-        let mut leftover = 0u64;
-        if r.needs_leftover() {
-            let mut b = [0u8; 8];
-            UserSlice::new(at(r.first), 8).reader().read_slice(&mut b)?;
-            leftover = u64::from_ne_bytes(b);
-        }
-        let state = &mut self.dirty[..];
-        if state.len() < r.count {
-            // Tracking started after the mapping without a bitmap for it.
-            return Err(EINVAL);
-        }
-        r.fill(state, leftover);
-        let mut buf = [0u8; 512];
-        for (i, chunk) in state[..r.count].chunks(64).enumerate() {
-            for (j, w) in chunk.iter().enumerate() {
-                buf[j * 8..j * 8 + 8].copy_from_slice(&w.to_ne_bytes());
-            }
-            let len = chunk.len() * 8;
-            // CAST: `i` counts chunks of 64 words of an allocation.
-            UserSlice::new(at(r.first + (i as u64) * 64), len)
-                .writer()
-                .write_slice(&buf[..len])?;
-        }
-        r.clear(state);
-        Ok(())
     }
 }
 
@@ -314,50 +174,7 @@ struct Inner {
     aperture: Option<Range>,
 }
 
-/// The runs of physically contiguous pages `domain` maps in `r`, as
-/// `(iova, phys, bytes)`, in IOVA order; unmapped pages are skipped. A run
-/// ends only where the physical addresses do (or at the end of `r`), never
-/// inside an IOMMU block mapping, which io-pgtable cannot unmap in part.
-fn mapped_runs(domain: &Domain, r: Range) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
-    let mut next = Some(r.start);
-    core::iter::from_fn(move || loop {
-        let iova = next.filter(|iova| *iova <= r.last)?;
-        match domain.mapped_run(iova, r.last) {
-            Some((pa, len)) => {
-                next = iova.checked_add(len);
-                return Some((iova, pa, len));
-            }
-            None => next = iova.checked_add(PAGE),
-        }
-    })
-}
-
 impl Inner {
-    /// May `r` be mapped now?
-    fn may_map(&self, r: Range) -> Result {
-        if self.overlaps(r) {
-            return Err(EEXIST);
-        }
-        if self.dma_avail == 0 {
-            return Err(ENOSPC);
-        }
-        if !dma_args::in_usable(r, self.usable.as_slice()) {
-            return Err(EINVAL);
-        }
-        Ok(())
-    }
-
-    /// The IOVA range of the mapping containing `iova`, if any.
-    fn dma_at(&self, iova: u64) -> Option<Range> {
-        let r = self.dmas.cursor_lower_bound(&iova)?.current().1.iova;
-        (r.start <= iova).then_some(r)
-    }
-
-    /// Does any mapping overlap `r`?
-    fn overlaps(&self, r: Range) -> bool {
-        self.first_overlapping(r).is_some()
-    }
-
     /// Detaches `group` from domain `di` and frees the domain (and its MSI
     /// cookie) when it was the last group. The last domain takes every
     /// mapping with it, as upstream's last detach does.
@@ -379,261 +196,6 @@ impl Inner {
             // last one, `release_all` emptied `dmas`.
             drop(self.domains.remove(di));
         }
-    }
-
-    /// Unmaps `r` from every domain and unpins the pages the first domain
-    /// mapped there (dirtying them if `dirty`), in batches.
-    ///
-    /// `r` must be all of one or more [`Dma`]s being removed from `dmas`, or
-    /// the part of a new mapping that `pin_map` mapped before it failed.
-    fn unmap_unpin(&self, r: Range, dirty: bool, has_rsvd: bool) {
-        let Some(first) = self.domains.first() else {
-            return;
-        };
-        // No more runs than pages: a small unmap allocates nothing.
-        let pages = ((r.last - r.start) / PAGE).saturating_add(1);
-        let want = usize::try_from(pages).map_or(UNPIN_BATCH, |p| p.min(UNPIN_BATCH));
-        let mut small = [(0u64, 0u64); UNPIN_BATCH_MIN];
-        let mut large = if want > UNPIN_BATCH_MIN {
-            KVec::from_elem((0u64, 0u64), want, GFP_KERNEL).ok()
-        } else {
-            None
-        };
-        let runs: &mut [(u64, u64)] = match &mut large {
-            Some(v) => v,
-            None => &mut small,
-        };
-        let mut it = mapped_runs(&first.domain, r).peekable();
-        while let Some(&(start, _, _)) = it.peek() {
-            let mut n = 0;
-            // The IOVA span of this batch, first and last byte: runs that
-            // follow each other, so that one `iommu_unmap` (which stops at
-            // a hole) covers them all.
-            let mut span = (start, start);
-            while let Some(&(iova, pa, len)) = it.peek() {
-                if n == runs.len() || (n > 0 && Some(iova) != span.1.checked_add(1)) {
-                    break;
-                }
-                it.next();
-                // No overflow: the run ends within `r`.
-                span.1 = iova + (len - 1);
-                runs[n] = (pa / PAGE, len / PAGE);
-                n += 1;
-            }
-            for d in self.domains.iter() {
-                d.domain.unmap(span.0, span.1 - span.0 + 1);
-            }
-            for &(pfn, pages) in &runs[..n] {
-                // SAFETY: by the invariant of `Inner` (and `pin_map`'s use of
-                // this function) the first domain mapped these pages for a
-                // mapping that owns their pins (device memory and reserved
-                // pages have none, and `unpin` skips them unless the caller
-                // says, from what `pin_map` saw, that there are none); they
-                // are now unmapped from every domain, and unpinned here once.
-                unsafe { ffi::unpin(pfn, pages, dirty, has_rsvd) };
-            }
-            ffi::cond_resched();
-        }
-    }
-
-    /// Unmaps, unpins and refunds one mapping taken out of `dmas`, and
-    /// gives its entry back.
-    fn release_dma(&mut self, dma: Dma) {
-        self.dma_avail += 1;
-        if dma.vaddr_invalid {
-            self.vaddr_invalid -= 1;
-        }
-        self.drop_dma(dma);
-    }
-
-    /// Unmaps, unpins and refunds a mapping `dmas` does not count.
-    fn drop_dma(&self, dma: Dma) {
-        self.unmap_unpin(dma.iova, dma.write, dma.has_rsvd);
-        dma.mm.refund(dma.locked);
-    }
-
-    /// Unmaps, unpins and refunds every mapping.
-    fn release_all(&mut self) {
-        while let Some(c) = self.dmas.cursor_front_mut() {
-            let (_, node) = c.remove_current();
-            let (_, dma) = node.to_key_value();
-            self.release_dma(dma);
-        }
-    }
-
-    /// `VFIO_DMA_MAP_FLAG_VADDR`: the invalidated mapping of exactly
-    /// `req.iova` is valid again (at `req.vaddr`), and moves its locked-memory
-    /// charge to the caller's mm if that changed (a process that replaced
-    /// the one that mapped, as in QEMU's CPR), as upstream's
-    /// `vfio_change_dma_owner()`.
-    fn update_vaddr(&mut self, req: &MapRequest) -> Result {
-        let d = self.first_overlapping(req.iova).ok_or(ENOENT)?;
-        let dma = self.dmas.get_mut(&d.last).ok_or(ENOENT)?;
-        if !dma.vaddr_invalid || d != req.iova {
-            return Err(EINVAL);
-        }
-        let mm = Mm::current()?;
-        if !dma.mm.same(&mm) {
-            mm.charge(dma.locked)?;
-            dma.mm.refund(dma.locked);
-            dma.mm = mm;
-        }
-        // The pages stay as pinned: the new address maps the same memory
-        // (the caller's promise), and nothing re-pins from it.
-        dma.vaddr_invalid = false;
-        self.vaddr_invalid -= 1;
-        Ok(())
-    }
-
-    /// `VFIO_DMA_UNMAP_FLAG_VADDR`: invalidates the user address of every
-    /// mapping in `range` (as the unmap loop would take them); returns their
-    /// bytes. All or nothing: `EINVAL` if one is invalid already (upstream
-    /// marks in order and unmarks at the first such one, to the same end).
-    fn invalidate_vaddr(&mut self, range: Range, v2: bool) -> Result<u64> {
-        let covered = |d: Range| d.start <= range.last && (v2 || range.start <= d.start);
-        let mut c = self.dmas.cursor_lower_bound_mut(&range.start);
-        while let Some(cur) = c {
-            let d = cur.current().1;
-            if !covered(d.iova) {
-                break;
-            }
-            if d.vaddr_invalid {
-                return Err(EINVAL);
-            }
-            c = cur.move_next();
-        }
-        let (mut n, mut bytes) = (0, 0);
-        let mut c = self.dmas.cursor_lower_bound_mut(&range.start);
-        while let Some(mut cur) = c {
-            let d = cur.current_mut().1;
-            if !covered(d.iova) {
-                break;
-            }
-            d.vaddr_invalid = true;
-            n += 1;
-            bytes += d.iova.last - d.iova.start + 1;
-            c = cur.move_next();
-        }
-        self.vaddr_invalid += n;
-        Ok(bytes)
-    }
-
-    /// The mapping overlapping `r` with the lowest IOVA, if any.
-    fn first_overlapping(&self, r: Range) -> Option<Range> {
-        let d = self.dmas.cursor_lower_bound(&r.start)?.current().1.iova;
-        (d.start <= r.last).then_some(d)
-    }
-
-    /// Maps every mapping of the container into `domain` as the first
-    /// domain maps it (upstream's replay); on failure the caller frees
-    /// `domain`, which drops what was replayed.
-    fn replay_into(&self, domain: &Domain) -> Result {
-        let Some(first) = self.domains.first() else {
-            return Ok(());
-        };
-        for (_, dma) in self.dmas.iter() {
-            for (iova, pa, len) in mapped_runs(&first.domain, dma.iova) {
-                // SAFETY: the pages are pinned for `dma` (or are device
-                // memory or reserved, never freed) and stay so while any
-                // domain maps them: `release_dma` unmaps them from every
-                // domain before unpinning, and a failed replay frees
-                // `domain` before anything is unpinned.
-                unsafe { domain.map(iova, pa, len, dma.read, dma.write) }?;
-                ffi::cond_resched();
-            }
-        }
-        Ok(())
-    }
-
-    /// Maps one batch at `iova` in every domain; on failure unmaps what it
-    /// mapped of the batch and returns the error (dropping `pinned` then
-    /// unpins it).
-    fn map_pinned(&self, iova: u64, pinned: &Pfns, read: bool, write: bool) -> Result {
-        for (i, d) in self.domains.iter().enumerate() {
-            let mut at = iova;
-            for (pfn, n) in pinned.runs() {
-                // SAFETY: the pages are pinned by `pinned` (or are device
-                // memory of the caller's mapping, or reserved pages, neither
-                // ever freed to the page allocator); if mapping fails they
-                // are unmapped below before `pinned` unpins them, and
-                // otherwise `keep()` hands the pins to the mapping, whose
-                // removal unmaps before unpinning.
-                let r = unsafe { d.domain.map(at, pfn * PAGE, n * PAGE, read, write) };
-                if let Err(e) = r {
-                    if at > iova {
-                        d.domain.unmap(iova, at - iova);
-                    }
-                    for e in &self.domains[..i] {
-                        e.domain.unmap(iova, pinned.len() * PAGE);
-                    }
-                    return Err(e);
-                }
-                at += n * PAGE;
-            }
-        }
-        Ok(())
-    }
-
-    /// Pins the pages of `req` in batches of at most [`PIN_BATCH`] pages
-    /// (device memory of a `VM_PFNMAP` mapping in runs instead, unpinned),
-    /// charges each batch to `mm` and maps it into every domain as it goes,
-    /// as upstream's `vfio_pin_pages_remote()` loop. All or nothing: on
-    /// failure what was mapped is unmapped, unpinned and refunded. Returns
-    /// how many pages it charged.
-    fn pin_map(&self, req: &MapRequest, mm: &Mm) -> Result<(u64, bool)> {
-        let size = req.iova.last - req.iova.start + 1;
-        let mut done = 0;
-        let mut locked = 0;
-        let mut has_rsvd = false;
-        let mut res = Ok(());
-        while done < size {
-            let n = ((size - done) / PAGE).min(PIN_BATCH);
-            // `check_map` made sure `vaddr + size` does not wrap.
-            res = ffi::get_pfns(req.vaddr + done, req.write, n)
-                .and_then(|p| {
-                    let charge = match &p {
-                        Pfns::Pinned(pinned) => pinned.charged(),
-                        Pfns::Device { .. } => 0,
-                    };
-                    mm.charge(charge)?;
-                    if let Err(e) = self.map_pinned(req.iova.start + done, &p, req.read, req.write)
-                    {
-                        mm.refund(charge);
-                        return Err(e);
-                    }
-                    locked += charge;
-                    let len = p.len();
-                    // Device memory, or a reserved page `get_pfns` kept no
-                    // pin of.
-                    has_rsvd |= charge != len;
-                    if let Pfns::Pinned(pinned) = p {
-                        pinned.keep();
-                    }
-                    Ok(len)
-                })
-                .map(|len| {
-                    done += len * PAGE;
-                });
-            if res.is_err() {
-                break;
-            }
-            ffi::cond_resched();
-        }
-        if let Err(e) = res {
-            if done > 0 {
-                self.unmap_unpin(
-                    Range {
-                        start: req.iova.start,
-                        last: req.iova.start + done - 1,
-                    },
-                    req.write,
-                    has_rsvd,
-                );
-                mm.refund(locked);
-            }
-            return Err(e);
-        }
-        Ok((locked, has_rsvd))
     }
 
     /// The smallest page size offered.
@@ -776,41 +338,17 @@ fn aperture_errno(why: ApertureRefusal) -> Error {
     }
 }
 
-/// A user's dirty bitmap for `VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP`
-/// (`struct vfio_bitmap`, its size already checked).
-pub(crate) struct UserBitmap {
-    /// The page size one bit stands for.
-    pub(crate) pgsize: u64,
-    /// The bitmap.
-    pub(crate) data: UserPtr,
-}
-
-/// A `VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP` request, its own fields
-/// checked (`dirty::check_get_bitmap`).
-pub(crate) struct GetBitmap {
-    /// The IOVA range reported.
-    pub(crate) iova: u64,
-    pub(crate) last: u64,
-    /// The page size one bit stands for.
-    pub(crate) pgsize: u64,
-    /// The bitmap.
-    pub(crate) data: UserPtr,
-}
-
-/// The errno of each dirty-page refusal.
-pub(crate) fn dirty_errno(r: DirtyRefusal) -> Error {
-    match r {
-        DirtyRefusal::NotV2 => EACCES,
-        DirtyRefusal::Invalid => EINVAL,
-        DirtyRefusal::Overflow => EOVERFLOW,
-    }
-}
-
-fn refusal(r: Refusal) -> Error {
-    match r {
-        Refusal::Invalid => EINVAL,
-        Refusal::Overflow => EOVERFLOW,
-    }
+/// What `VFIO_IOMMU_GET_INFO` reports of a container (see [`Container::info`]).
+pub(crate) struct Info<'a> {
+    /// The page sizes offered.
+    pub(crate) pgsizes: u64,
+    /// The usable IOVA ranges: the intersection of the domains' apertures
+    /// minus every group's reserved regions (which include the MSI window).
+    pub(crate) usable: &'a [Range],
+    /// How many more mappings it takes.
+    pub(crate) dma_avail: usize,
+    /// The MSI aperture and the doorbells mapped in it (IOVA, physical page).
+    pub(crate) aperture: Option<(Range, KVec<(u64, u64)>)>,
 }
 
 /// One container.
@@ -1138,15 +676,6 @@ impl Container {
         inner.refresh()
     }
 
-    /// The aperture and the doorbells mapped in it, for `GET_INFO`.
-    pub(crate) fn aperture_info(&self) -> Result<Option<(Range, KVec<(u64, u64)>)>> {
-        let inner = self.inner.lock();
-        match inner.aperture {
-            Some(ap) => Ok(Some((ap, inner.doorbells()?))),
-            None => Ok(None),
-        }
-    }
-
     /// `detach_group`.
     pub(crate) fn detach_group(&self, group: &Group) {
         let mut inner = self.inner.lock();
@@ -1162,190 +691,25 @@ impl Container {
         }
     }
 
-    /// `VFIO_IOMMU_MAP_DMA` of an already parsed request: checks, charges,
-    /// pins and maps with the container's mutex held throughout, as upstream
-    /// holds `iommu->lock`, so a concurrent detach or release waits for it.
-    /// With `VFIO_DMA_MAP_FLAG_VADDR`, gives an invalidated mapping its new
-    /// user address instead.
-    pub(crate) fn map(&self, m: &DmaMap) -> Result {
-        let mut inner = self.inner.lock();
-        let req = dma_args::check_map(
-            m.argsz,
-            m.flags,
-            m.vaddr,
-            m.iova,
-            m.size,
-            inner.min_pgsize(),
-        )
-        .map_err(refusal)?;
-        if req.set_vaddr {
-            return inner.update_vaddr(&req);
-        }
-        if inner.domains.is_empty() {
-            // Released, or its last group detached: VFIO answers EINVAL too.
-            return Err(EINVAL);
-        }
-        inner.may_map(req.iova)?;
-        let mm = Mm::current()?;
-        let reservation = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
-        let (locked, has_rsvd) = inner.pin_map(&req, &mm)?;
-        let mut dma = Dma {
-            iova: req.iova,
-            read: req.read,
-            write: req.write,
-            mm,
-            locked,
-            has_rsvd,
-            vaddr_invalid: false,
-            dirty: KVVec::new(),
-        };
-        // Upstream allocates the mapping's dirty bitmap after pinning, and
-        // unmaps it again when that fails.
-        if inner.dirty_tracking {
-            if let Err(e) = dma.start_dirty(inner.min_pgsize().trailing_zeros()) {
-                inner.drop_dma(dma);
-                return Err(e);
-            }
-        }
-        // INVARIANT: `pin_map` mapped the pinned pages in every domain.
-        inner.dmas.insert(reservation.into_node(req.iova.last, dma));
-        inner.dma_avail -= 1;
-        Ok(())
-    }
-
-    /// `VFIO_IOMMU_UNMAP_DMA`; returns the bytes unmapped (or invalidated,
-    /// with `VFIO_DMA_UNMAP_FLAG_VADDR`). With a dirty `bitmap` (its size
-    /// already checked by the ioctl), every page unmapped is reported dirty
-    /// in it.
-    pub(crate) fn unmap(
-        &self,
-        argsz: u32,
-        flags: u32,
-        iova: u64,
-        size: u64,
-        bitmap: Option<UserBitmap>,
-    ) -> Result<u64> {
-        let mut inner = self.inner.lock();
-        let pgsize = inner.min_pgsize();
-        let range = dma_args::check_unmap(argsz, flags, iova, size, pgsize).map_err(refusal)?;
-        if let Some(b) = &bitmap {
-            if !inner.dirty_tracking || b.pgsize != pgsize {
-                return Err(EINVAL);
-            }
-        }
-        if self.v2 && flags & dma_args::UNMAP_FLAG_ALL == 0 {
-            dma_args::check_no_bisect(range, inner.dma_at(range.start), inner.dma_at(range.last))
-                .map_err(refusal)?;
-        }
-        if flags & dma_args::UNMAP_FLAG_VADDR != 0 {
-            return inner.invalidate_vaddr(range, self.v2);
-        }
-        let mut unmapped = 0;
-        loop {
-            let Some(mut c) = inner.dmas.cursor_lower_bound_mut(&range.start) else {
-                break;
-            };
-            let d = c.current().1.iova;
-            // Type1 (v1) unmaps nothing when the range starts inside a
-            // mapping; v2 refused that above.
-            if d.start > range.last || (!self.v2 && range.start > d.start) {
-                break;
-            }
-            if let Some(b) = &bitmap {
-                c.current_mut()
-                    .1
-                    .report_dirty(b.data, range.start, pgsize.trailing_zeros())?;
-            }
-            let (_, node) = c.remove_current();
-            let (_, dma) = node.to_key_value();
-            unmapped += d.last - d.start + 1;
-            inner.release_dma(dma);
-        }
-        Ok(unmapped)
-    }
-
-    /// `VFIO_IOMMU_DIRTY_PAGES`.
-    pub(crate) fn dirty_pages(&self, op: dirty::DirtyOp, get: Option<GetBitmap>) -> Result {
-        let mut inner = self.inner.lock();
-        match op {
-            dirty::DirtyOp::Start => {
-                if !inner.dirty_tracking {
-                    // Every mapping gets its bitmap, or none does.
-                    let shift = inner.min_pgsize().trailing_zeros();
-                    let mut res = Ok(());
-                    for (_, d) in inner.dmas.iter_mut() {
-                        res = d.start_dirty(shift);
-                        if res.is_err() {
-                            break;
-                        }
-                    }
-                    if res.is_err() {
-                        for (_, d) in inner.dmas.iter_mut() {
-                            d.dirty = KVVec::new();
-                        }
-                        return res;
-                    }
-                    inner.dirty_tracking = true;
-                }
-                Ok(())
-            }
-            dirty::DirtyOp::Stop => {
-                if inner.dirty_tracking {
-                    inner.dirty_tracking = false;
-                    for (_, d) in inner.dmas.iter_mut() {
-                        d.dirty = KVVec::new();
-                    }
-                }
-                Ok(())
-            }
-            dirty::DirtyOp::GetBitmap => {
-                let g = get.ok_or(EINVAL)?;
-                let pgsize = inner.min_pgsize();
-                dirty::check_get_bitmap_container(
-                    g.iova,
-                    g.last - g.iova + 1,
-                    g.pgsize,
-                    pgsize,
-                    inner.dirty_tracking,
-                )
-                .map_err(dirty_errno)?;
-                // The range must not split a mapping, as an unmap.
-                let range = Range {
-                    start: g.iova,
-                    last: g.last,
-                };
-                dma_args::check_no_bisect(range, inner.dma_at(g.iova), inner.dma_at(g.last))
-                    .map_err(refusal)?;
-                let mut c = inner.dmas.cursor_lower_bound_mut(&g.iova);
-                while let Some(mut cur) = c {
-                    let d = cur.current_mut().1;
-                    if d.iova.start > g.last {
-                        break;
-                    }
-                    d.report_dirty(g.data, g.iova, pgsize.trailing_zeros())?;
-                    c = cur.move_next();
-                }
-                Ok(())
-            }
-        }
-    }
-
     /// Do all its domains enforce cache coherency (`VFIO_DMA_CC_IOMMU`)?
     pub(crate) fn cache_coherent(&self) -> bool {
         self.inner.lock().domains.iter().all(|d| d.coherent)
     }
 
-    /// How many more mappings the container takes.
-    pub(crate) fn dma_avail(&self) -> usize {
-        self.inner.lock().dma_avail
-    }
-
-    /// The page sizes offered and the usable IOVA ranges: the intersection
-    /// of the domains' apertures minus every group's reserved regions
-    /// (which include the MSI window).
-    pub(crate) fn iova_info(&self) -> (u64, Ranges) {
+    /// Calls `f` with what `VFIO_IOMMU_GET_INFO` reports, read in one hold
+    /// of the mutex.
+    pub(crate) fn info<R>(&self, f: impl FnOnce(&Info<'_>) -> Result<R>) -> Result<R> {
         let inner = self.inner.lock();
-        (inner.pgsizes, inner.usable.clone())
+        let aperture = match inner.aperture {
+            Some(ap) => Some((ap, inner.doorbells()?)),
+            None => None,
+        };
+        f(&Info {
+            pgsizes: inner.pgsizes,
+            usable: inner.usable.as_slice(),
+            dma_avail: inner.dma_avail,
+            aperture,
+        })
     }
 }
 
@@ -1358,49 +722,6 @@ impl PinnedDrop for Container {
         let mut inner = self.inner.lock();
         inner.release_all();
     }
-}
-
-/// How many containers are alive now, for debugfs `containers`.
-pub(crate) fn open_count() -> usize {
-    let reg = CONTAINERS.lock();
-    reg.handles.iter().filter(|h| h.get().is_some()).count()
-}
-
-/// debugfs `apertures`: one line per container,
-/// `container=<n> type=<type1|type1v2> groups=<g>[,<g>...] mappings=<n>
-/// aperture=<iova>+<size>|none doorbells=<iova>-><pa>[,...]|none`.
-pub(crate) fn show_apertures(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    let reg = CONTAINERS.lock();
-    for c in reg.handles.iter().filter_map(|h| h.get()) {
-        let id = c.id;
-        let inner = c.inner.lock();
-        write!(
-            f,
-            "container={id} type={} groups=",
-            if c.v2 { "type1v2" } else { "type1" }
-        )?;
-        let mut first = true;
-        for g in inner.domains.iter().flat_map(|d| d.groups.iter()) {
-            write!(f, "{}{}", if first { "" } else { "," }, g.id())?;
-            first = false;
-        }
-        write!(f, " mappings={}", inner.dmas.iter().count())?;
-        match inner.aperture {
-            Some(a) => write!(f, " aperture={:#x}+{:#x}", a.start, a.last - a.start + 1)?,
-            None => write!(f, " aperture=none")?,
-        }
-        let doorbells = inner.doorbells().map_err(|_| core::fmt::Error)?;
-        if doorbells.is_empty() {
-            writeln!(f, " doorbells=none")?;
-        } else {
-            f.write_str(" doorbells=")?;
-            for (i, (iova, pa)) in doorbells.iter().enumerate() {
-                write!(f, "{}{iova:#x}->{pa:#x}", if i > 0 { "," } else { "" })?;
-            }
-            writeln!(f)?;
-        }
-    }
-    Ok(())
 }
 
 /// The size of an aperture the `msi_base` parameter places when the IOMMU
@@ -1417,57 +738,4 @@ fn default_aperture(sw_msi: Option<Range>) -> Option<Range> {
     }
     let size = sw_msi.map_or(DEFAULT_APERTURE_SIZE, |r| r.last - r.start + 1);
     Range::new(base, base.checked_add(size - 1)?)
-}
-
-/// Are the MSIs of every device in `group` isolated? Each device is asked
-/// in turn, msi_isolation first, the IRQ core for a device msi_isolation
-/// does not know (not PCI), until one is not isolated; `why` gets the reason
-/// of the last device asked (NUL terminated).
-fn group_isolated(group: &Group, why: &mut [u8]) -> Result<bool> {
-    for dev in group.devices()?.iter().flatten() {
-        let isolated = match dev.msi_query(why) {
-            Err(e) if e == ENODEV => {
-                let isolated = dev.has_isolated_msi();
-                let verdict = if isolated { "" } else { "not " };
-                let name = dev.name().to_str().unwrap_or("?");
-                write_cstr(
-                    why,
-                    format_args!("{name}: {verdict}isolated (msi_device_has_isolated_msi())"),
-                );
-                isolated
-            }
-            r => r?,
-        };
-        if !isolated {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Writes `args` into `buf`, truncated, NUL terminated.
-fn write_cstr(buf: &mut [u8], args: core::fmt::Arguments<'_>) {
-    struct Out<'a>(&'a mut [u8], usize);
-    impl core::fmt::Write for Out<'_> {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            // Room for the NUL stays.
-            let room = self.0.len().saturating_sub(self.1 + 1);
-            let n = s.len().min(room);
-            self.0[self.1..self.1 + n].copy_from_slice(&s.as_bytes()[..n]);
-            self.1 += n;
-            Ok(())
-        }
-    }
-    let mut out = Out(buf, 0);
-    let _ = core::fmt::write(&mut out, args);
-    let end = out.1;
-    if let Some(b) = buf.get_mut(end) {
-        *b = 0;
-    }
-}
-
-/// The text before the first NUL of `buf`.
-fn cstr_prefix(buf: &[u8]) -> &str {
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    core::str::from_utf8(&buf[..len]).unwrap_or("?")
 }

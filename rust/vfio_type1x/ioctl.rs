@@ -117,42 +117,44 @@ fn get_info(c: &Container, arg: c_ulong) -> Result {
         return Err(EINVAL);
     }
 
-    let (pgsizes, ranges) = c.iova_info();
-
     // The capability chain, in upstream's order: migration (dirty page
     // tracking), DMA_AVAIL, the IOVA ranges; then the MSI aperture with the
-    // doorbells mapped in it.
-    let mut caps = CapChain::new();
-    caps.start(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION)?;
-    // flags, pad, pgsize_bitmap (the smallest page), max_dirty_bitmap_size.
-    caps.put(&0u32.to_ne_bytes())?;
-    caps.put(&0u32.to_ne_bytes())?;
-    caps.put(&(pgsizes & pgsizes.wrapping_neg()).to_ne_bytes())?;
-    caps.put(&dirty::BITMAP_SIZE_MAX.to_ne_bytes())?;
-    // CAST: at most the `dma_entry_limit` parameter, a u32.
-    caps.start(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL)?;
-    caps.put(&(c.dma_avail() as u32).to_ne_bytes())?;
-    caps.start(VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE)?;
-    // CAST: at most `iova::MAX_RANGES` ranges.
-    caps.put(&(ranges.as_slice().len() as u32).to_ne_bytes())?;
-    caps.put(&0u32.to_ne_bytes())?;
-    for r in ranges.as_slice() {
-        caps.put(&r.start.to_ne_bytes())?;
-        caps.put(&r.last.to_ne_bytes())?;
-    }
-    if let Some((ap, doorbells)) = c.aperture_info()? {
-        caps.start(VFIO_IOMMU_TYPE1X_INFO_CAP_MSI_APERTURE)?;
-        caps.put(&ap.start.to_ne_bytes())?;
-        caps.put(&(ap.last - ap.start + 1).to_ne_bytes())?;
-        // CAST: a handful of doorbells.
-        caps.put(&(doorbells.len() as u32).to_ne_bytes())?;
+    // doorbells mapped in it. One hold of the container's mutex, as
+    // upstream's iommu->lock, so the chain is one snapshot.
+    let (pgsizes, cap) = c.info(|i| {
+        let pgsizes = i.pgsizes;
+        let mut caps = CapChain::new();
+        caps.start(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION)?;
+        // flags, pad, pgsize_bitmap (the smallest page), max_dirty_bitmap_size.
         caps.put(&0u32.to_ne_bytes())?;
-        for (iova, pa) in doorbells.iter() {
-            caps.put(&iova.to_ne_bytes())?;
-            caps.put(&pa.to_ne_bytes())?;
+        caps.put(&0u32.to_ne_bytes())?;
+        caps.put(&(pgsizes & pgsizes.wrapping_neg()).to_ne_bytes())?;
+        caps.put(&dirty::BITMAP_SIZE_MAX.to_ne_bytes())?;
+        // CAST: at most the `dma_entry_limit` parameter, a u32.
+        caps.start(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL)?;
+        caps.put(&(i.dma_avail as u32).to_ne_bytes())?;
+        caps.start(VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE)?;
+        // CAST: at most `iova::MAX_RANGES` ranges.
+        caps.put(&(i.usable.len() as u32).to_ne_bytes())?;
+        caps.put(&0u32.to_ne_bytes())?;
+        for r in i.usable {
+            caps.put(&r.start.to_ne_bytes())?;
+            caps.put(&r.last.to_ne_bytes())?;
         }
-    }
-    let cap = caps.finish()?;
+        if let Some((ap, doorbells)) = &i.aperture {
+            caps.start(VFIO_IOMMU_TYPE1X_INFO_CAP_MSI_APERTURE)?;
+            caps.put(&ap.start.to_ne_bytes())?;
+            caps.put(&(ap.last - ap.start + 1).to_ne_bytes())?;
+            // CAST: a handful of doorbells.
+            caps.put(&(doorbells.len() as u32).to_ne_bytes())?;
+            caps.put(&0u32.to_ne_bytes())?;
+            for (iova, pa) in doorbells.iter() {
+                caps.put(&iova.to_ne_bytes())?;
+                caps.put(&pa.to_ne_bytes())?;
+            }
+        }
+        Ok((pgsizes, caps.finish()?))
+    })?;
 
     let mut flags = VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS;
     let needed = INFO_SIZE + cap.len();

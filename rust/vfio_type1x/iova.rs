@@ -39,7 +39,9 @@ pub struct Full;
 /// # Invariants
 ///
 /// `r[..n]` is sorted by `start` and its ranges are disjoint.
-#[derive(Clone, Debug)]
+///
+/// Not `Clone`: at 1 KiB, it is read where it lives ([`Ranges::as_slice`]).
+#[derive(Debug)]
 pub struct Ranges {
     r: [Range; MAX_RANGES],
     n: usize,
@@ -81,32 +83,33 @@ impl Ranges {
     /// [`Full`] when a split would exceed [`MAX_RANGES`]; the list is then
     /// unchanged.
     pub fn exclude(&mut self, hole: Range) -> Result<(), Full> {
-        let mut out = [hole; MAX_RANGES];
-        let mut n = 0;
-        for r in self.as_slice() {
-            if !r.overlaps(&hole) {
-                *out.get_mut(n).ok_or(Full)? = *r;
-                n += 1;
-                continue;
-            }
-            if r.start < hole.start {
-                *out.get_mut(n).ok_or(Full)? = Range {
-                    start: r.start,
-                    last: hole.start - 1,
-                };
-                n += 1;
-            }
-            if r.last > hole.last {
-                *out.get_mut(n).ok_or(Full)? = Range {
-                    start: hole.last + 1,
-                    last: r.last,
-                };
-                n += 1;
-            }
+        // The ranges `hole` touches are `r[a..b]` (sorted and disjoint).
+        let a = self.as_slice().partition_point(|r| r.last < hole.start);
+        let b = self.as_slice().partition_point(|r| r.start <= hole.last);
+        if a >= b {
+            return Ok(());
+        }
+        // What is left of them: the head of the first, the tail of the last.
+        let head = (self.r[a].start < hole.start).then(|| Range {
+            start: self.r[a].start,
+            last: hole.start - 1,
+        });
+        let tail = (self.r[b - 1].last > hole.last).then(|| Range {
+            start: hole.last + 1,
+            last: self.r[b - 1].last,
+        });
+        let pieces = usize::from(head.is_some()) + usize::from(tail.is_some());
+        let n = self.n - (b - a) + pieces;
+        if n > MAX_RANGES {
+            return Err(Full);
+        }
+        // In place: the ranges after the hole move to just after the pieces.
+        self.r.copy_within(b..self.n, a + pieces);
+        for (i, p) in head.into_iter().chain(tail).enumerate() {
+            self.r[a + i] = p;
         }
         // INVARIANT: the pieces of sorted, disjoint ranges minus one hole are
         // still sorted and disjoint.
-        self.r = out;
         self.n = n;
         Ok(())
     }

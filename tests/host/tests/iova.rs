@@ -78,3 +78,51 @@ fn pgsizes_like_type1() {
     );
     assert_eq!(effective_pgsizes(core::iter::empty(), SZ_4K), 0);
 }
+
+/// `exclude` against a model of the same universe, one bit per IOVA: random
+/// holes (inside, across, around ranges, and outside), until the list fills.
+#[test]
+fn exclude_matches_a_bit_model() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    for _ in 0..200 {
+        let mut rs = Ranges::new(r(0, 1023));
+        let mut model = [true; 1024];
+        for _ in 0..80 {
+            let start = next(1100);
+            let last = start + next(40);
+            let before = rs.as_slice().to_vec();
+            match rs.exclude(r(start, last)) {
+                Ok(()) => {
+                    for a in start..=last.min(1023) {
+                        if let Some(b) = model.get_mut(a as usize) {
+                            *b = false;
+                        }
+                    }
+                }
+                Err(Full) => assert_eq!(rs.as_slice(), &before[..]),
+            }
+            // The list is sorted, disjoint, not adjacent-split and equal to
+            // the model's runs.
+            let mut runs = Vec::new();
+            let mut i = 0;
+            while i < model.len() {
+                if model[i] {
+                    let s = i;
+                    while i < model.len() && model[i] {
+                        i += 1;
+                    }
+                    runs.push(r(s as u64, i as u64 - 1));
+                } else {
+                    i += 1;
+                }
+            }
+            assert_eq!(rs.as_slice(), &runs[..]);
+        }
+    }
+}
