@@ -12,23 +12,38 @@
 #   harness/...       the harness itself: a failing guest test and a kernel
 #                     WARNING must each fail a run
 #
-# Options are passed to scripts/vm.py (--variant, --machine, --devices, --mem,
-# --extra-tests DIR).
+# Options, each with a value, for scripts/vm.py: --variant (every boot),
+# --machine (the main suite and the harness), --devices and --mem (every
+# boot but the nested-VMM one, which needs its own), --extra-tests DIR (the
+# main suite; empty: none).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 . "$here/common.sh"
 cd "$top"
 
-variant=debug
-vmargs=()
+variant=debug machine='' devices='' mem='' extra=''
 while [ $# -gt 0 ]; do
+	[ $# -ge 2 ] || { echo "check.sh: $1 needs a value" >&2; exit 2; }
 	case "$1" in
-	--variant) variant=$2; vmargs+=("$1" "$2"); shift 2 ;;
-	--extra-tests) [ -n "$2" ] && vmargs+=("$1" "$(readlink -f "$2")"); shift 2 ;;
-	*) vmargs+=("$1" "$2"); shift 2 ;;
+	--variant) variant=$2 ;;
+	--machine) machine=$2 ;;
+	--devices) devices=$2 ;;
+	--mem) mem=$2 ;;
+	--extra-tests) [ -z "$2" ] || extra=$(readlink -f "$2") ;;
+	*) echo "check.sh: unknown option $1" >&2; exit 2 ;;
 	esac
+	shift 2
 done
+# The vm.py arguments of each kind of boot.
+vm_variant=(--variant "$variant")
+vm_shape=("${vm_variant[@]}")
+[ -z "$devices" ] || vm_shape+=(--devices "$devices")
+[ -z "$mem" ] || vm_shape+=(--mem "$mem")
+vm_machine=("${vm_shape[@]}")
+[ -z "$machine" ] || vm_machine+=(--machine "$machine")
+vm_main=("${vm_machine[@]}")
+[ -z "$extra" ] || vm_main+=(--extra-tests "$extra")
 
 passed=0 failed=0 skipped=0
 n=0
@@ -65,8 +80,11 @@ else
 fi
 
 # --- guest: the suite ---------------------------------------------------------------
+# A run that exited non-zero with no failed test and no run error to show
+# for it: <exit code> <failed> <run errors>.
+unexplained_exit() { [ "$1" != 0 ] && [ "$2" = 0 ] && [ "$3" = 0 ]; }
 summary() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['passed'], d['failed'], d['skipped'], len(d['problems']))" "$1"; }
-scripts/vm.py check "${vmargs[@]}" --tag check --summary build/logs/check.json > build/logs/check.tap
+scripts/vm.py check "${vm_main[@]}" --tag check --summary build/logs/check.json > build/logs/check.tap
 rc=$?
 tap_in() { # <vm.py output>: renumber its TAP into ours, pass comments through
 	while IFS= read -r l; do
@@ -82,7 +100,7 @@ tap_in build/logs/check.tap
 if [ -f build/logs/check.json ]; then
 	read -r gp gf gs gprob < <(summary build/logs/check.json)
 	[ "$gprob" = 0 ] || notok "guest/run: $gprob run errors (see above and build/logs/check.log)"
-	[ $rc = 0 ] || [ "$gf" != 0 ] || [ "$gprob" != 0 ] || notok "guest/run: exit $rc"
+	if unexplained_exit $rc "$gf" "$gprob"; then notok "guest/run: exit $rc"; fi
 else
 	notok "guest/run: no summary (see build/logs/check.log)"
 fi
@@ -90,14 +108,7 @@ fi
 # --- guest: our tests on the other machine shapes -----------------------------------
 # GICv2m (not isolated) and identity default domains (DMA not translated).
 for shape in gicv2m gicv3-passthrough; do
-	margs=()
-	skip_next=0
-	for a in "${vmargs[@]}"; do
-		if [ $skip_next = 1 ]; then skip_next=0; continue; fi
-		case "$a" in --machine|--extra-tests) skip_next=1; continue ;; esac
-		margs+=("$a")
-	done
-	scripts/vm.py check "${margs[@]}" --machine $shape --filter armsi/ --tag "check-$shape" \
+	scripts/vm.py check "${vm_shape[@]}" --machine $shape --filter armsi/ --tag "check-$shape" \
 		--summary "build/logs/check-$shape.json" > "build/logs/check-$shape.tap"
 	rc=$?
 	sed -i "s|^ok |ok $shape: |; s|^not ok |not ok $shape: |" "build/logs/check-$shape.tap"
@@ -117,14 +128,7 @@ done
 # raised so that L2's addresses (RAM at 1 GiB) fit; the virtio-rng must
 # translate its DMA through the SMMU (iommu_platform=on, modern only), as a
 # real device does, or it writes L1's memory at L2's addresses.
-vargs=()
-skip_next=0
-for a in "${vmargs[@]}"; do
-	if [ $skip_next = 1 ]; then skip_next=0; continue; fi
-	case "$a" in --machine|--extra-tests|--devices|--mem) skip_next=1; continue ;; esac
-	vargs+=("$a")
-done
-scripts/vm.py check "${vargs[@]}" --machine gicv3 --vmm --mem 3072 \
+scripts/vm.py check "${vm_variant[@]}" --machine gicv3 --vmm --mem 3072 \
 	--devices "edu,dma_mask=0xffffffffff virtio-rng-pci,iommu_platform=on,disable-legacy=on" \
 	--tag check-vmm \
 	--summary build/logs/check-vmm.json > build/logs/check-vmm.tap
@@ -133,14 +137,14 @@ tap_in build/logs/check-vmm.tap
 if [ -f build/logs/check-vmm.json ]; then
 	read -r gp gf gs gprob < <(summary build/logs/check-vmm.json)
 	[ "$gprob" = 0 ] || notok "guest/vmm: $gprob run errors (see build/logs/check-vmm.log)"
-	[ $rc = 0 ] || [ "$gf" != 0 ] || [ "$gprob" != 0 ] || notok "guest/vmm: exit $rc"
+	if unexplained_exit $rc "$gf" "$gprob"; then notok "guest/vmm: exit $rc"; fi
 else
 	notok "guest/vmm: no summary (see build/logs/check-vmm.log)"
 fi
 
 # --- the harness tests itself ---------------------------------------------------------
-hargs=("${vmargs[@]}")
-scripts/vm.py check "${hargs[@]}" --only-extra --extra-tests build/harness/fail \
+# No summary counts as a run error in both.
+scripts/vm.py check "${vm_machine[@]}" --only-extra --extra-tests build/harness/fail \
 	--tag harness-fail --summary build/logs/harness-fail.json --quiet > build/logs/harness-fail.out
 rc=$?
 read -r hp hf hs hprob < <(summary build/logs/harness-fail.json 2>/dev/null || echo "0 0 0 1")
@@ -150,10 +154,10 @@ if [ $rc != 0 ] && [ "$hp" = 1 ] && [ "$hf" = 1 ] && [ "$hprob" = 0 ] \
 else
 	notok "harness/failing-guest-test-fails-the-run (rc=$rc pass=$hp fail=$hf problems=$hprob)"
 fi
-scripts/vm.py check "${hargs[@]}" --only-extra --extra-tests build/harness/splat \
+scripts/vm.py check "${vm_machine[@]}" --only-extra --extra-tests build/harness/splat \
 	--tag harness-splat --summary build/logs/harness-splat.json --quiet > build/logs/harness-splat.out
 rc=$?
-read -r hp hf hs hprob < <(summary build/logs/harness-splat.json 2>/dev/null || echo "0 0 0 0")
+read -r hp hf hs hprob < <(summary build/logs/harness-splat.json 2>/dev/null || echo "0 0 0 1")
 if [ $rc != 0 ] && [ "$hp" = 1 ] && [ "$hf" = 0 ] && grep -q 'WARNING:' build/logs/harness-splat.json; then
 	ok "harness/kernel-warning-fails-the-run"
 else
