@@ -14,6 +14,7 @@
 
 struct kvm;
 struct vgic_irq;
+struct kvits_dev;
 
 /* Backend registration. */
 int kvits_register(void);
@@ -40,21 +41,22 @@ void kvits_invall(struct kvm *kvm, u32 vcpu_id);
 void kvits_movall(struct kvm *kvm, u32 from, u32 to);
 bool kvits_inject_intid(struct kvm *kvm, u32 intid);
 
+/* The device: its frame, and the VM locked as for the built-in ITS. */
+int kvits_place_frame(struct kvits_dev *kd, u64 addr);
+u64 kvits_frame_base(struct kvits_dev *kd);
+int kvits_lock_vm(struct kvm *kvm);
+void kvits_unlock_vm(struct kvm *kvm);
+
 /* Implemented in Rust (ffi.rs). */
 void *kvits_rs_create(struct kvm *kvm);
 void kvits_rs_destroy(void *its);
-u64 kvits_rs_mmio_read(void *its, u64 offset, u32 len);
-void kvits_rs_mmio_write(void *its, u64 offset, u32 len, u64 val);
-int kvits_rs_has_reg(u64 offset);
-int kvits_rs_reg_align(u64 offset);
-int kvits_rs_reg_read(void *its, u64 offset, u64 *val);
-int kvits_rs_reg_write(void *its, u64 offset, u64 val);
-int kvits_rs_ctrl(void *its, u64 attr);
-int kvits_rs_translate(void *its, u32 devid, u32 eventid, u32 *intid, u32 *icid,
-		       s64 *vcpu);
+void kvits_rs_mmio_read(void *its, u64 offset, int len, void *val);
+void kvits_rs_mmio_write(void *its, u64 offset, int len, const void *val);
+int kvits_rs_set_attr(void *its, struct kvits_dev *kd, u32 group, u64 attr, u64 addr);
+int kvits_rs_get_attr(void *its, struct kvits_dev *kd, u32 group, u64 attr, u64 addr);
+int kvits_rs_has_attr(u32 group, u64 attr);
 int kvits_rs_inject(void *its, u32 devid, u32 eventid);
 int kvits_rs_inject_cached(void *its, u32 devid, u32 eventid);
 void kvits_rs_invalidate_cache(void *its);
-void kvits_rs_set_base(void *its, u64 base);
 
 #endif /* ARMSI_KVM_VITS_SHIM_H */

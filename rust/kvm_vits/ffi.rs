@@ -19,6 +19,7 @@ use kernel::{
         Arc,
         ArcBorrow, //
     },
+    transmute::AsBytes,
     types::ForeignOwnable, //
 };
 
@@ -41,6 +42,10 @@ pub(crate) struct RawIrq {
 
 extern "C" {
     fn kvits_register() -> c_int;
+    fn kvits_place_frame(dev: *mut RawDev, base: u64) -> c_int;
+    fn kvits_frame_base(dev: *mut RawDev) -> u64;
+    fn kvits_lock_vm(kvm: *mut RawKvm) -> c_int;
+    fn kvits_unlock_vm(kvm: *mut RawKvm);
     fn kvits_unregister();
     fn kvits_read_guest(kvm: *mut RawKvm, gpa: u64, buf: *mut c_void, len: c_ulong) -> c_int;
     fn kvits_write_guest(kvm: *mut RawKvm, gpa: u64, buf: *const c_void, len: c_ulong) -> c_int;
@@ -88,14 +93,6 @@ impl From<Errno> for Error {
     }
 }
 
-/// A result as C takes it back: 0, or the negative errno.
-fn c_ret(r: Result<(), Errno>) -> c_int {
-    match r {
-        Ok(()) => 0,
-        Err(e) => Error::from(e).to_errno(),
-    }
-}
-
 fn target(t: Option<u32>) -> i64 {
     t.map_or(-1, i64::from)
 }
@@ -111,6 +108,17 @@ pub(crate) struct Kvm(NonNull<RawKvm>);
 
 // SAFETY: `struct kvm` is used from any thread; the shim takes KVM's locks.
 unsafe impl Send for Kvm {}
+
+impl Kvm {
+    /// Locks the VM as the built-in ITS's attributes do (`kvm->lock`, every
+    /// vCPU, `config_lock`); `EBUSY` when a vCPU is running.
+    pub(crate) fn lock(self) -> Result<VmLock> {
+        // SAFETY: the VM is live (type invariant).
+        to_result(unsafe { kvits_lock_vm(self.0.as_ptr()) })?;
+        // INVARIANT: locked just above.
+        Ok(VmLock(self))
+    }
+}
 // SAFETY: as above.
 unsafe impl Sync for Kvm {}
 
@@ -272,114 +280,175 @@ unsafe fn its<'a>(its: *mut c_void) -> ArcBorrow<'a, Its> {
     unsafe { Arc::<Its>::borrow(its) }
 }
 
-/// A guest read of the ITS frame at `offset`.
+/// A guest read of `len` bytes of the ITS frame at `offset`, stored at
+/// `val` in little-endian order (the frame's); an access of another size
+/// than 1, 2, 4 or 8 bytes reads as zeroes.
 ///
 /// # Safety
 ///
-/// `p` is a live ITS (see [`its`]).
+/// `p` is a live ITS (see [`its`]); `val` is writable for `len` bytes.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn kvits_rs_mmio_read(p: *mut c_void, offset: u64, len: u32) -> u64 {
+pub(crate) unsafe extern "C" fn kvits_rs_mmio_read(
+    p: *mut c_void,
+    offset: u64,
+    len: c_int,
+    val: *mut u8,
+) {
+    let Ok(n) = usize::try_from(len) else {
+        return;
+    };
+    // SAFETY: per the contract `val` is writable for `len` bytes.
+    let out = unsafe { core::slice::from_raw_parts_mut(val, n) };
     // SAFETY: per the contract.
-    unsafe { its(p) }.mmio_read(offset, len)
+    let data = unsafe { its(p) }.mmio_read(offset, n as u32);
+    match n {
+        1 | 2 | 4 | 8 => out.copy_from_slice(&data.to_le_bytes()[..n]),
+        _ => out.fill(0),
+    }
 }
 
-/// A guest write of the ITS frame at `offset`.
+/// A guest write of `len` bytes of the ITS frame at `offset`, read from
+/// `val` in little-endian order; an access of another size than 1, 2, 4
+/// or 8 bytes is ignored.
 ///
 /// # Safety
 ///
-/// `p` is a live ITS.
+/// `p` is a live ITS; `val` is readable for `len` bytes.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn kvits_rs_mmio_write(
     p: *mut c_void,
     offset: u64,
-    len: u32,
-    val: u64,
+    len: c_int,
+    val: *const u8,
 ) {
+    let n = match usize::try_from(len) {
+        Ok(n @ (1 | 2 | 4 | 8)) => n,
+        _ => return,
+    };
+    let mut le = [0u8; 8];
+    // SAFETY: per the contract `val` is readable for `len` bytes.
+    le[..n].copy_from_slice(unsafe { core::slice::from_raw_parts(val, n) });
     // SAFETY: per the contract.
-    unsafe { its(p) }.mmio_write(offset, len, val)
+    unsafe { its(p) }.mmio_write(offset, n as u32, u64::from_le_bytes(le))
 }
 
-/// `KVM_HAS_DEVICE_ATTR` for `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`.
-#[no_mangle]
-pub(crate) extern "C" fn kvits_rs_has_reg(offset: u64) -> c_int {
-    c_ret(Its::has_reg(offset))
+/// `struct kvm_vits_translation` (include/uapi/linux/kvm_vits.h).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct TranslationAbi {
+    pub(crate) intid: u32,
+    pub(crate) icid: u32,
+    pub(crate) vcpu: u32,
+    pub(crate) flags: u32,
 }
 
-/// The alignment check of `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`, which the shim
-/// makes before it locks the VM and looks for the frame (`EINVAL` first, as
-/// `vgic_its_attr_regs_access()`).
-#[no_mangle]
-pub(crate) extern "C" fn kvits_rs_reg_align(offset: u64) -> c_int {
-    c_ret(Its::reg_align(offset))
+/// `KVM_VITS_NO_VCPU`.
+pub(crate) const KVM_VITS_NO_VCPU: u32 = u32::MAX;
+
+// The C's size, which shim.c asserts too.
+kernel::static_assert!(size_of::<TranslationAbi>() == 16);
+
+// SAFETY: integers only, no padding (size asserted above).
+unsafe impl AsBytes for TranslationAbi {}
+
+/// Opaque `struct kvits_dev`: the shim's half of one ITS device.
+#[repr(C)]
+pub(crate) struct RawDev {
+    _private: [u8; 0],
 }
 
-/// `KVM_GET_DEVICE_ATTR` for `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`, VM locked.
+/// The shim's half of an ITS device, for placing its MMIO frame.
 ///
-/// # Safety
+/// # Invariants
 ///
-/// `p` is a live ITS; `val` is writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn kvits_rs_reg_read(
-    p: *mut c_void,
-    offset: u64,
-    val: *mut u64,
-) -> c_int {
-    // SAFETY: per the contract.
-    c_ret(unsafe { its(p) }.reg_read(offset).map(|v| {
-        // SAFETY: per the contract `val` is writable.
-        unsafe { *val = v };
-    }))
-}
+/// Points to a live `struct kvits_dev`: the shim hands it over for the
+/// duration of one attribute call on its device.
+#[derive(Clone, Copy)]
+pub(crate) struct Frame(NonNull<RawDev>);
 
-/// `KVM_SET_DEVICE_ATTR` for `KVM_DEV_ARM_VGIC_GRP_ITS_REGS`, VM locked.
-///
-/// # Safety
-///
-/// `p` is a live ITS.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn kvits_rs_reg_write(p: *mut c_void, offset: u64, val: u64) -> c_int {
-    // SAFETY: per the contract.
-    c_ret(unsafe { its(p) }.reg_write(offset, val))
-}
-
-/// `KVM_DEV_ARM_VGIC_GRP_CTRL`: reset, save or restore, VM locked.
-///
-/// # Safety
-///
-/// `p` is a live ITS.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn kvits_rs_ctrl(p: *mut c_void, attr: u64) -> c_int {
-    // SAFETY: per the contract.
-    c_ret(unsafe { its(p) }.ctrl(attr))
-}
-
-/// `KVM_VITS_GRP_TRANSLATE`: the translation of one MSI.
-///
-/// # Safety
-///
-/// `p` is a live ITS; the out pointers are writable.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn kvits_rs_translate(
-    p: *mut c_void,
-    devid: u32,
-    eventid: u32,
-    intid: *mut u32,
-    icid: *mut u32,
-    vcpu: *mut i64,
-) -> c_int {
-    // SAFETY: per the contract.
-    match unsafe { its(p) }.translate(devid, eventid) {
-        Some(t) => {
-            // SAFETY: per the contract the out pointers are writable.
-            unsafe {
-                *intid = t.intid;
-                *icid = t.icid.map_or(u32::MAX, u32::from);
-                *vcpu = target(t.vcpu);
-            }
-            0
-        }
-        None => ENOENT.to_errno(),
+impl Frame {
+    /// Places the frame at `base` (`kvm_vgic_its_register_frame()`, which
+    /// takes KVM's locks), and lists the device for the MSI paths.
+    pub(crate) fn place(self, base: u64) -> Result {
+        // SAFETY: the device is live (type invariant).
+        to_result(unsafe { kvits_place_frame(self.0.as_ptr(), base) })
     }
+
+    /// Where the frame is, if placed.
+    pub(crate) fn base(self) -> Option<u64> {
+        // SAFETY: the device is live (type invariant).
+        let base = unsafe { kvits_frame_base(self.0.as_ptr()) };
+        (base != u64::MAX).then_some(base)
+    }
+}
+
+/// The VM locked as the built-in ITS's attributes lock it
+/// (`kvm_vgic_its_lock_vm()`), until dropped.
+pub(crate) struct VmLock(Kvm);
+
+impl Drop for VmLock {
+    fn drop(&mut self) {
+        // SAFETY: `lock` took the lock this value stands for.
+        unsafe { kvits_unlock_vm(self.0 .0.as_ptr()) }
+    }
+}
+
+/// A result of the attribute calls as C takes it back.
+fn attr_ret(r: Result) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `KVM_SET_DEVICE_ATTR`.
+///
+/// # Safety
+///
+/// `p` is a live ITS and `dev` its live `struct kvits_dev`.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_set_attr(
+    p: *mut c_void,
+    dev: *mut RawDev,
+    group: u32,
+    attr: u64,
+    addr: u64,
+) -> c_int {
+    let Some(dev) = NonNull::new(dev) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: per the contract.
+    let its = unsafe { its(p) };
+    // INVARIANT: `dev` is live for this call.
+    attr_ret(crate::attr::set(&its, Frame(dev), group, attr, addr))
+}
+
+/// `KVM_GET_DEVICE_ATTR`.
+///
+/// # Safety
+///
+/// `p` is a live ITS and `dev` its live `struct kvits_dev`.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvits_rs_get_attr(
+    p: *mut c_void,
+    dev: *mut RawDev,
+    group: u32,
+    attr: u64,
+    addr: u64,
+) -> c_int {
+    let Some(dev) = NonNull::new(dev) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: per the contract.
+    let its = unsafe { its(p) };
+    // INVARIANT: `dev` is live for this call.
+    attr_ret(crate::attr::get(&its, Frame(dev), group, attr, addr))
+}
+
+/// `KVM_HAS_DEVICE_ATTR`.
+#[no_mangle]
+pub(crate) extern "C" fn kvits_rs_has_attr(group: u32, attr: u64) -> c_int {
+    attr_ret(crate::attr::has(group, attr))
 }
 
 /// An MSI from `KVM_SIGNAL_MSI` or an irqfd (may sleep): 1 delivered, 0
@@ -426,15 +495,4 @@ pub(crate) unsafe extern "C" fn kvits_rs_inject_cached(
 pub(crate) unsafe extern "C" fn kvits_rs_invalidate_cache(p: *mut c_void) {
     // SAFETY: per the contract.
     unsafe { its(p) }.invalidate_cache()
-}
-
-/// The ITS frame now lives at `base`.
-///
-/// # Safety
-///
-/// `p` is a live ITS.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn kvits_rs_set_base(p: *mut c_void, base: u64) {
-    // SAFETY: per the contract.
-    unsafe { its(p) }.set_base(base)
 }

@@ -55,11 +55,11 @@ use crate::{
 };
 
 /// `KVM_DEV_ARM_ITS_SAVE_TABLES`.
-const SAVE_TABLES: u64 = 1;
+pub(crate) const SAVE_TABLES: u64 = 1;
 /// `KVM_DEV_ARM_ITS_RESTORE_TABLES`.
-const RESTORE_TABLES: u64 = 2;
+pub(crate) const RESTORE_TABLES: u64 = 2;
 /// `KVM_DEV_ARM_ITS_CTRL_RESET`.
-const CTRL_RESET: u64 = 4;
+pub(crate) const CTRL_RESET: u64 = 4;
 
 type Model = model::Its<KEnv>;
 
@@ -505,6 +505,11 @@ impl Its {
             devices: model.devices().len(),
             collections: model.collections().len(),
         }
+    }
+
+    /// The VM.
+    pub(crate) fn kvm(&self) -> Kvm {
+        self.kvm
     }
 
     /// A guest read of the frame.

@@ -27,6 +27,7 @@ use kernel::{
 
 // The pure files are shared with the host tests, where their items are
 // public API; what only the tests use lives in tests/host/src/extra.rs.
+mod attr;
 #[expect(unreachable_pub)]
 mod cache;
 #[expect(unreachable_pub)]

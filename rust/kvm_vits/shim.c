@@ -24,6 +24,16 @@
 #include <armsi/kvm_vits_shim.h>
 #include <uapi/linux/kvm_vits.h>
 
+/* The size rust/kvm_vits/ffi.rs asserts of its mirror. */
+static_assert(sizeof(struct kvm_vits_translation) == 16);
+/* The uAPI numbers rust/kvm_vits/attr.rs and its.rs use. */
+static_assert(KVM_DEV_ARM_VGIC_GRP_ADDR == 0 && KVM_DEV_ARM_VGIC_GRP_CTRL == 4 &&
+	      KVM_DEV_ARM_VGIC_GRP_ITS_REGS == 8 && KVM_VITS_GRP_TRANSLATE == 0x4b56);
+static_assert(KVM_VGIC_ITS_ADDR_TYPE == 4 && KVM_DEV_ARM_VGIC_CTRL_INIT == 0 &&
+	      KVM_DEV_ARM_ITS_SAVE_TABLES == 1 && KVM_DEV_ARM_ITS_RESTORE_TABLES == 2 &&
+	      KVM_DEV_ARM_ITS_CTRL_RESET == 4);
+static_assert(KVM_VGIC_ITS_NO_BASE == U64_MAX && KVM_VITS_NO_VCPU == U32_MAX);
+
 /* One ITS device: the MMIO frame KVM dispatches to, and the Rust object. */
 struct kvits_dev {
 	struct kvm_io_device iodev;
@@ -210,28 +220,13 @@ bool kvits_inject_intid(struct kvm *kvm, u32 intid)
 
 /* --- the MMIO frame ----------------------------------------------------- */
 
+/* The frame's accesses, sized and decoded in Rust (kvits_rs_mmio_*). */
 static int kvits_mmio_read(struct kvm_vcpu *vcpu, struct kvm_io_device *this,
 			   gpa_t addr, int len, void *val)
 {
 	struct kvits_dev *kd = container_of(this, struct kvits_dev, iodev);
-	u64 data = kvits_rs_mmio_read(kd->its, addr - kd->base, len);
 
-	switch (len) {
-	case 1:
-		*(u8 *)val = data;
-		break;
-	case 2:
-		*(__le16 *)val = cpu_to_le16(data);
-		break;
-	case 4:
-		*(__le32 *)val = cpu_to_le32(data);
-		break;
-	case 8:
-		*(__le64 *)val = cpu_to_le64(data);
-		break;
-	default:
-		memset(val, 0, len);
-	}
+	kvits_rs_mmio_read(kd->its, addr - kd->base, len, val);
 	return 0;
 }
 
@@ -239,25 +234,8 @@ static int kvits_mmio_write(struct kvm_vcpu *vcpu, struct kvm_io_device *this,
 			    gpa_t addr, int len, const void *val)
 {
 	struct kvits_dev *kd = container_of(this, struct kvits_dev, iodev);
-	u64 data;
 
-	switch (len) {
-	case 1:
-		data = *(u8 *)val;
-		break;
-	case 2:
-		data = le16_to_cpu(*(__le16 *)val);
-		break;
-	case 4:
-		data = le32_to_cpu(*(__le32 *)val);
-		break;
-	case 8:
-		data = le64_to_cpu(*(__le64 *)val);
-		break;
-	default:
-		return 0;
-	}
-	kvits_rs_mmio_write(kd->its, addr - kd->base, len, data);
+	kvits_rs_mmio_write(kd->its, addr - kd->base, len, val);
 	return 0;
 }
 
@@ -266,17 +244,36 @@ static const struct kvm_io_device_ops kvits_io_ops = {
 	.write = kvits_mmio_write,
 };
 
-static int kvits_set_base(struct kvm *kvm, struct kvits_dev *kd, u64 addr)
+/*
+ * Places @kd's frame at @addr (kvm_vgic_its_register_frame() takes KVM's
+ * locks and checks the address) and lists it for the MSI paths.
+ */
+int kvits_place_frame(struct kvits_dev *kd, u64 addr)
 {
 	int ret;
 
 	kvm_iodevice_init(&kd->iodev, &kvits_io_ops);
-	ret = kvm_vgic_its_register_frame(kvm, &kd->iodev, &kd->base, addr);
+	ret = kvm_vgic_its_register_frame(kd->kvm, &kd->iodev, &kd->base, addr);
 	if (ret)
 		return ret;
-	kvits_rs_set_base(kd->its, addr);
 	kvits_vm_add(kd);
 	return 0;
+}
+
+/* Where the frame is: KVM_VGIC_ITS_NO_BASE (all ones) until placed. */
+u64 kvits_frame_base(struct kvits_dev *kd)
+{
+	return READ_ONCE(kd->base);
+}
+
+int kvits_lock_vm(struct kvm *kvm)
+{
+	return kvm_vgic_its_lock_vm(kvm);
+}
+
+void kvits_unlock_vm(struct kvm *kvm)
+{
+	kvm_vgic_its_unlock_vm(kvm);
 }
 
 /* --- device ops --------------------------------------------------------- */
@@ -323,129 +320,24 @@ static void kvits_destroy(struct kvm_device *dev)
 	kfree(dev); /* allocated by kvm_ioctl_create_device(), freed by .destroy */
 }
 
-static int kvits_regs_access(struct kvits_dev *kd, u64 offset, u64 *reg, bool write)
-{
-	struct kvm *kvm = kd->dev->kvm;
-	int ret;
-
-	/* The alignment error comes first, as the built-in ITS's. */
-	ret = kvits_rs_reg_align(offset);
-	if (ret)
-		return ret;
-	ret = kvm_vgic_its_lock_vm(kvm);
-	if (ret)
-		return ret;
-	if (kd->base == KVM_VGIC_ITS_NO_BASE)
-		ret = -ENXIO;
-	else if (write)
-		ret = kvits_rs_reg_write(kd->its, offset, *reg);
-	else
-		ret = kvits_rs_reg_read(kd->its, offset, reg);
-	kvm_vgic_its_unlock_vm(kvm);
-	return ret;
-}
-
-static int kvits_ctrl(struct kvits_dev *kd, u64 attr)
-{
-	struct kvm *kvm = kd->dev->kvm;
-	int ret;
-
-	if (attr == KVM_DEV_ARM_VGIC_CTRL_INIT)
-		return 0;
-
-	ret = kvm_vgic_its_lock_vm(kvm);
-	if (ret)
-		return ret;
-	ret = kvits_rs_ctrl(kd->its, attr);
-	kvm_vgic_its_unlock_vm(kvm);
-	return ret;
-}
-
-static int kvits_translate(struct kvits_dev *kd, u64 attr, u64 __user *uaddr)
-{
-	struct kvm_vits_translation t = {};
-	s64 vcpu;
-	int ret;
-
-	if (kd->base == KVM_VGIC_ITS_NO_BASE)
-		return -ENXIO;
-	ret = kvits_rs_translate(kd->its, attr >> 32, (u32)attr, &t.intid, &t.icid,
-				 &vcpu);
-	if (ret)
-		return ret;
-	t.vcpu = vcpu < 0 ? KVM_VITS_NO_VCPU : vcpu;
-	if (copy_to_user(uaddr, &t, sizeof(t)))
-		return -EFAULT;
-	return 0;
-}
-
+/* The attributes: groups, checks and errnos are decided in Rust (attr.rs). */
 static int kvits_set_attr(struct kvm_device *dev, struct kvm_device_attr *attr)
 {
 	struct kvits_dev *kd = dev->private;
-	u64 __user *uaddr = u64_to_user_ptr(attr->addr);
-	u64 val;
 
-	switch (attr->group) {
-	case KVM_DEV_ARM_VGIC_GRP_ADDR:
-		if (attr->attr != KVM_VGIC_ITS_ADDR_TYPE)
-			return -ENODEV;
-		if (copy_from_user(&val, uaddr, sizeof(val)))
-			return -EFAULT;
-		return kvits_set_base(dev->kvm, kd, val);
-	case KVM_DEV_ARM_VGIC_GRP_CTRL:
-		return kvits_ctrl(kd, attr->attr);
-	case KVM_DEV_ARM_VGIC_GRP_ITS_REGS:
-		if (get_user(val, uaddr))
-			return -EFAULT;
-		return kvits_regs_access(kd, attr->attr, &val, true);
-	}
-	return -ENXIO;
+	return kvits_rs_set_attr(kd->its, kd, attr->group, attr->attr, attr->addr);
 }
 
 static int kvits_get_attr(struct kvm_device *dev, struct kvm_device_attr *attr)
 {
 	struct kvits_dev *kd = dev->private;
-	u64 __user *uaddr = u64_to_user_ptr(attr->addr);
-	u64 val;
-	int ret;
 
-	switch (attr->group) {
-	case KVM_DEV_ARM_VGIC_GRP_ADDR:
-		if (attr->attr != KVM_VGIC_ITS_ADDR_TYPE)
-			return -ENODEV;
-		val = kd->base;
-		return copy_to_user(uaddr, &val, sizeof(val)) ? -EFAULT : 0;
-	case KVM_DEV_ARM_VGIC_GRP_ITS_REGS:
-		ret = kvits_regs_access(kd, attr->attr, &val, false);
-		if (ret)
-			return ret;
-		return put_user(val, uaddr);
-	case KVM_VITS_GRP_TRANSLATE:
-		return kvits_translate(kd, attr->attr, uaddr);
-	}
-	return -ENXIO;
+	return kvits_rs_get_attr(kd->its, kd, attr->group, attr->attr, attr->addr);
 }
 
 static int kvits_has_attr(struct kvm_device *dev, struct kvm_device_attr *attr)
 {
-	switch (attr->group) {
-	case KVM_DEV_ARM_VGIC_GRP_ADDR:
-		return attr->attr == KVM_VGIC_ITS_ADDR_TYPE ? 0 : -ENXIO;
-	case KVM_DEV_ARM_VGIC_GRP_CTRL:
-		switch (attr->attr) {
-		case KVM_DEV_ARM_VGIC_CTRL_INIT:
-		case KVM_DEV_ARM_ITS_CTRL_RESET:
-		case KVM_DEV_ARM_ITS_SAVE_TABLES:
-		case KVM_DEV_ARM_ITS_RESTORE_TABLES:
-			return 0;
-		}
-		return -ENXIO;
-	case KVM_DEV_ARM_VGIC_GRP_ITS_REGS:
-		return kvits_rs_has_reg(attr->attr);
-	case KVM_VITS_GRP_TRANSLATE:
-		return 0;
-	}
-	return -ENXIO;
+	return kvits_rs_has_attr(attr->group, attr->attr);
 }
 
 static const struct kvm_device_ops kvits_device_ops = {
