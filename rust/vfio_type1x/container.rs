@@ -71,6 +71,7 @@ use crate::{
     },
     ffi::{
         self,
+        Attached,
         Domain,
         Group,
         Mm,
@@ -120,28 +121,21 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// Containers served since the module loaded, for debugfs.
 pub(crate) static SERVED: Atomic<i64> = Atomic::new(0);
 
-/// A paging domain and the groups attached to it.
-///
-/// # Invariants
-///
-/// Every group in `groups` is attached to `domain`.
+/// A paging domain of the container and the groups attached to it.
 struct DomainEntry {
-    /// The domain. Declared first so that `Drop` can detach the groups
-    /// before the field drops and frees it.
-    domain: Domain,
-    /// Groups attached to `domain`.
-    groups: KVec<Group>,
+    attached: Attached,
     /// Its IOMMU blocks non-coherent (no-snoop) DMA: enforced at creation,
     /// as upstream, and reported by `VFIO_CHECK_EXTENSION(VFIO_DMA_CC_IOMMU)`.
     coherent: bool,
 }
 
-impl Drop for DomainEntry {
-    fn drop(&mut self) {
-        for g in self.groups.iter() {
-            // SAFETY: `g` is attached to the domain (type invariant).
-            unsafe { self.domain.detach(g) };
-        }
+impl DomainEntry {
+    fn domain(&self) -> &Domain {
+        self.attached.domain()
+    }
+
+    fn groups(&self) -> &[Group] {
+        self.attached.groups()
     }
 }
 
@@ -182,13 +176,8 @@ impl Inner {
         let Some(d) = self.domains.get_mut(di) else {
             return;
         };
-        if let Some(gi) = d.groups.iter().position(|g| g == group) {
-            // SAFETY: `group` is in `d.groups`, so attached to `d.domain`.
-            unsafe { d.domain.detach(group) };
-            // `gi` is in bounds: it was just found.
-            let _ = d.groups.remove(gi);
-        }
-        if d.groups.is_empty() {
+        d.attached.detach(Some(group));
+        if d.groups().is_empty() {
             if self.domains.len() == 1 {
                 self.release_all();
             }
@@ -210,14 +199,14 @@ impl Inner {
     /// Recomputes the usable ranges and page sizes from the domains.
     fn refresh(&mut self) -> Result {
         self.pgsizes =
-            iova::effective_pgsizes(self.domains.iter().map(|d| d.domain.info().1), PAGE);
+            iova::effective_pgsizes(self.domains.iter().map(|d| d.domain().info().1), PAGE);
         let mut ranges = Ranges::new(Range {
             start: 0,
             last: u64::MAX,
         });
         for d in self.domains.iter() {
-            ranges.intersect(d.domain.info().0.ok_or(EINVAL)?);
-            for g in d.groups.iter() {
+            ranges.intersect(d.domain().info().0.ok_or(EINVAL)?);
+            for g in d.groups().iter() {
                 for (r, _) in self.reserved(g)?.iter() {
                     ranges.exclude(*r).map_err(|_| ENOSPC)?;
                 }
@@ -244,7 +233,7 @@ impl Inner {
 
     /// Does a group of the container have a hardware MSI region?
     fn hw_msi(&self) -> Result<bool> {
-        for g in self.domains.iter().flat_map(|d| d.groups.iter()) {
+        for g in self.domains.iter().flat_map(|d| d.groups().iter()) {
             if msi_window(&g.regions()?) == MsiWindow::Hardware {
                 return Ok(true);
             }
@@ -259,7 +248,7 @@ impl Inner {
         let mut reserved = KVec::new();
         let mut known = KVec::<u64>::new();
         let mut unknown = 0u64;
-        let groups = self.domains.iter().flat_map(|d| d.groups.iter());
+        let groups = self.domains.iter().flat_map(|d| d.groups().iter());
         for g in Iterator::chain(groups, joining) {
             for (r, kind) in g.regions()?.iter() {
                 if *kind != RESV_SW_MSI {
@@ -285,7 +274,7 @@ impl Inner {
         while iova <= ap.last {
             let mut found = false;
             for d in self.domains.iter() {
-                if let Some(pa) = d.domain.iova_to_phys(iova) {
+                if let Some(pa) = d.domain().iova_to_phys(iova) {
                     found = true;
                     let page = pa & !(PAGE - 1);
                     if !out.contains(&(iova, page)) {
@@ -303,26 +292,6 @@ impl Inner {
         }
         Ok(out)
     }
-}
-
-/// Moves `groups`, all attached to `from`, to `to`. All or nothing: on
-/// failure the groups moved so far go back to `from`.
-fn move_groups(groups: &[Group], from: &Domain, to: &Domain) -> Result {
-    for (i, g) in groups.iter().enumerate() {
-        // SAFETY: the caller passes groups attached to `from`; the first `i`
-        // moved to `to` and the loop stops at the first failure.
-        unsafe { from.detach(g) };
-        if let Err(e) = to.attach(g) {
-            let _ = from.attach(g);
-            for g in groups.iter().take(i) {
-                // SAFETY: the first `i` groups were attached to `to` above.
-                unsafe { to.detach(g) };
-                let _ = from.attach(g);
-            }
-            return Err(e);
-        }
-    }
-    Ok(())
 }
 
 /// The errno of each aperture refusal.
@@ -441,7 +410,7 @@ impl Container {
             pr_err!("group {id}: cannot attach while a mapping's user address is invalidated (VFIO_DMA_UNMAP_FLAG_VADDR)\n");
             return Err(EBUSY);
         }
-        if inner.domains.iter().any(|d| d.groups.contains(&group)) {
+        if inner.domains.iter().any(|d| d.groups().contains(&group)) {
             return Err(EINVAL);
         }
         // A hardware MSI region takes precedence, as upstream: no cookie,
@@ -492,26 +461,21 @@ impl Container {
         // A domain already serving another group of the same IOMMU takes
         // this one too; the IOMMU core refuses an incompatible attach.
         let mut joined = None;
+        let mut group = Some(group);
         for (i, d) in inner.domains.iter_mut().enumerate() {
-            if d.domain.attach(&group).is_ok() {
-                d.groups.reserve(1, GFP_KERNEL_ACCOUNT).inspect_err(|_| {
-                    // SAFETY: `group` was attached to `d.domain` just above.
-                    unsafe { d.domain.detach(&group) }
-                })?;
-                joined = Some(i);
-                break;
+            let Some(g) = group.take() else { break };
+            match d.attached.attach(g)? {
+                Ok(()) => {
+                    joined = Some(i);
+                    break;
+                }
+                Err(g) => group = Some(g),
             }
         }
-        let di = match joined {
-            Some(i) => {
-                // INVARIANT: attached above; room was reserved.
-                inner.domains[i]
-                    .groups
-                    .push_within_capacity(group)
-                    .map_err(|_| ENOMEM)?;
-                i
-            }
-            None => {
+        let di = match (joined, group) {
+            (Some(i), _) => i,
+            (None, None) => return Err(EINVAL),
+            (None, Some(group)) => {
                 inner.domains.reserve(1, GFP_KERNEL_ACCOUNT)?;
                 let msi = if hw_msi { None } else { inner.aperture };
                 let entry = Self::new_domain(&inner, group, msi)?;
@@ -525,11 +489,8 @@ impl Container {
         if let Err(e) = inner.refresh() {
             // Undo: VFIO does not detach a group whose attach failed.
             let d = &mut inner.domains[di];
-            if let Some(g) = d.groups.pop() {
-                // SAFETY: `g`, just pushed, is attached to `d.domain`.
-                unsafe { d.domain.detach(&g) };
-            }
-            if d.groups.is_empty() {
+            d.attached.detach(None);
+            if d.groups().is_empty() {
                 // A domain made for this group: no mapping was added since.
                 drop(inner.domains.remove(di));
             }
@@ -543,16 +504,11 @@ impl Container {
     /// container's mappings replayed, and `group` attached to it.
     fn new_domain(inner: &Inner, group: Group, msi: Option<Range>) -> Result<DomainEntry> {
         let domain = Self::prepared_domain(inner, &group, msi)?;
-        let mut groups = KVec::with_capacity(1, GFP_KERNEL_ACCOUNT)?;
-        domain.attach(&group)?;
-        // INVARIANT: `group` is attached to `domain`; room was reserved.
-        groups.push_within_capacity(group).map_err(|_| ENOMEM)?;
-        let coherent = domain.enforce_cache_coherency();
-        Ok(DomainEntry {
-            domain,
-            groups,
-            coherent,
-        })
+        let attached = Attached::new(domain, group)?;
+        // After the attach, as upstream: an IOMMU that cannot enforce it for
+        // the device says so here instead of refusing the attach.
+        let coherent = attached.domain().enforce_cache_coherency();
+        Ok(DomainEntry { attached, coherent })
     }
 
     /// A new paging domain for the IOMMU behind `group`, with the MSI cookie
@@ -611,7 +567,7 @@ impl Container {
         let doorbell_mapped = !inner.doorbells()?.is_empty();
         let mut domains = KVec::new();
         for d in inner.domains.iter() {
-            domains.push(d.domain.info().0.ok_or(EINVAL)?, GFP_KERNEL)?;
+            domains.push(d.domain().info().0.ok_or(EINVAL)?, GFP_KERNEL)?;
         }
         let (reserved, doorbell_pages) = inner.aperture_needs(None)?;
         let overlaps = |r: Range| inner.overlaps(r);
@@ -633,39 +589,46 @@ impl Container {
         // before the move leaves the container as it was.
         let mut fresh = KVec::with_capacity(inner.domains.len(), GFP_KERNEL)?;
         for d in inner.domains.iter() {
-            let first = d.groups.first().ok_or(EINVAL)?;
+            let first = d.groups().first().ok_or(EINVAL)?;
             fresh.push(Self::prepared_domain(&inner, first, Some(new))?, GFP_KERNEL)?;
         }
         // Move every group; all or nothing.
-        let mut moved = 0;
+        let mut old = KVec::with_capacity(inner.domains.len(), GFP_KERNEL)?;
         let mut res = Ok(());
-        for (d, nd) in inner.domains.iter().zip(fresh.iter()) {
-            res = move_groups(&d.groups, &d.domain, nd);
-            if res.is_err() {
-                break;
+        for (d, nd) in inner.domains.iter_mut().zip(fresh) {
+            match d.attached.move_to(nd) {
+                Ok(o) => {
+                    // Room was reserved for every domain.
+                    let _ = old.push_within_capacity(o);
+                }
+                Err((e, _)) => {
+                    res = Err(e);
+                    break;
+                }
             }
-            moved += 1;
         }
         // vfio-pci maps a doorbell under the group's mutex, not ours: a
         // vector set up while the groups moved got its doorbell in an old
         // domain, with an old-aperture address. Then the old domains stay.
-        if res.is_ok() && !inner.doorbells()?.is_empty() {
-            res = Err(EBUSY);
+        // (Not knowing counts as a failure too: the groups go back.)
+        if res.is_ok() {
+            res = match inner.doorbells() {
+                Ok(d) if d.is_empty() => Ok(()),
+                Ok(_) => Err(EBUSY),
+                Err(e) => Err(e),
+            };
         }
         if let Err(e) = res {
-            for (d, nd) in inner.domains.iter().zip(fresh.iter()).take(moved) {
-                if move_groups(&d.groups, nd, &d.domain).is_err() {
+            for (d, o) in inner.domains.iter_mut().zip(old) {
+                if d.attached.move_to(o).is_err() {
                     pr_err!("MSI aperture: a group could not return to its domain\n");
                 }
             }
             pr_err!("MSI aperture {iova:#x}+{size:#x} refused: moving the groups failed ({e:?}); nothing changed\n");
             return Err(e);
         }
-        for (d, nd) in inner.domains.iter_mut().zip(fresh.into_iter()) {
-            // INVARIANT: `move_groups` attached every group to `nd`. The old
-            // domain (and its cookie) is freed here.
-            d.domain = nd;
-        }
+        // The old domains (and their cookies) are freed here.
+        drop(old);
         let old = inner.aperture.replace(new);
         let (from, to) = old.map_or((0, 0), |o| (o.start, o.last));
         pr_info!(
@@ -679,7 +642,11 @@ impl Container {
     /// `detach_group`.
     pub(crate) fn detach_group(&self, group: &Group) {
         let mut inner = self.inner.lock();
-        let Some(di) = inner.domains.iter().position(|d| d.groups.contains(&group)) else {
+        let Some(di) = inner
+            .domains
+            .iter()
+            .position(|d| d.groups().contains(&group))
+        else {
             return;
         };
         inner.remove_group(di, group);

@@ -506,7 +506,7 @@ impl Domain {
     /// `group` is attached to this domain. (Detaching it from a domain it
     /// is not attached to would move it off another owner's domain, giving
     /// its devices DMA through the kernel's default domain.)
-    pub(crate) unsafe fn detach(&self, group: &Group) {
+    unsafe fn detach(&self, group: &Group) {
         // SAFETY: both pointers are live (type invariants); the caller
         // guarantees `group` is attached here.
         unsafe { t1x_domain_detach(self.0.as_ptr(), group.0.as_ptr()) }
@@ -578,6 +578,102 @@ impl Domain {
         // writable.
         unsafe { t1x_domain_info(self.0.as_ptr(), &mut start, &mut end, &mut pgsizes) };
         (Range::new(start, end), pgsizes)
+    }
+}
+
+/// A paging domain and the groups attached to it: the only way to attach
+/// and detach a group, so that a group leaves only the domain it is
+/// attached to.
+///
+/// # Invariants
+///
+/// Every group in `groups` is attached to `domain`.
+pub(crate) struct Attached {
+    /// Declared first: `Drop` detaches the groups, then the domain drops.
+    domain: Domain,
+    groups: KVec<Group>,
+}
+
+impl Attached {
+    /// `domain` with `group` attached.
+    pub(crate) fn new(domain: Domain, group: Group) -> Result<Attached> {
+        let mut groups = KVec::with_capacity(1, GFP_KERNEL_ACCOUNT)?;
+        domain.attach(&group)?;
+        if let Err(g) = groups.push_within_capacity(group) {
+            // SAFETY: attached just above.
+            unsafe { domain.detach(&g.0) };
+            return Err(ENOMEM);
+        }
+        // INVARIANT: the one group was attached above.
+        Ok(Attached { domain, groups })
+    }
+
+    /// The domain.
+    pub(crate) fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
+    /// The groups attached to it.
+    pub(crate) fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// Attaches `group` too. `Ok(Err(group))`: the IOMMU refused it (another
+    /// IOMMU, or incompatible), and it is handed back.
+    pub(crate) fn attach(&mut self, group: Group) -> Result<Result<(), Group>> {
+        self.groups.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        if self.domain.attach(&group).is_err() {
+            return Ok(Err(group));
+        }
+        if let Err(g) = self.groups.push_within_capacity(group) {
+            // SAFETY: attached just above.
+            unsafe { self.domain.detach(&g.0) };
+            return Err(ENOMEM);
+        }
+        // INVARIANT: attached above, then listed.
+        Ok(Ok(()))
+    }
+
+    /// Detaches `group`, if attached here; the last one attached, if `None`.
+    pub(crate) fn detach(&mut self, group: Option<&Group>) -> Option<Group> {
+        let gi = match group {
+            Some(group) => self.groups.iter().position(|g| g == group)?,
+            None => self.groups.len().checked_sub(1)?,
+        };
+        // SAFETY: listed, so attached here (type invariant).
+        unsafe { self.domain.detach(&self.groups[gi]) };
+        // INVARIANT: detached above, so unlisted. `gi` is in bounds.
+        self.groups.remove(gi).ok()
+    }
+
+    /// Moves every group to `to`, all or nothing, and keeps `to`; gives
+    /// back the old domain, or on failure the error and `to`.
+    pub(crate) fn move_to(&mut self, to: Domain) -> core::result::Result<Domain, (Error, Domain)> {
+        for (i, g) in self.groups.iter().enumerate() {
+            // SAFETY: `g` is attached here (type invariant), and the first
+            // `i` moved to `to` before it.
+            unsafe { self.domain.detach(g) };
+            if let Err(e) = to.attach(g) {
+                let _ = self.domain.attach(g);
+                for g in self.groups.iter().take(i) {
+                    // SAFETY: the first `i` groups were attached to `to`.
+                    unsafe { to.detach(g) };
+                    let _ = self.domain.attach(g);
+                }
+                return Err((e, to));
+            }
+        }
+        // INVARIANT: every group is attached to `to` now.
+        Ok(core::mem::replace(&mut self.domain, to))
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        for g in self.groups.iter() {
+            // SAFETY: `g` is attached to the domain (type invariant).
+            unsafe { self.domain.detach(g) };
+        }
     }
 }
 

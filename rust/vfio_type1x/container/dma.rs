@@ -164,7 +164,7 @@ impl Inner {
             Some(v) => v,
             None => &mut small,
         };
-        let mut it = mapped_runs(&first.domain, r).peekable();
+        let mut it = mapped_runs(&first.domain(), r).peekable();
         while let Some(&(start, _, _)) = it.peek() {
             let mut n = 0;
             // The IOVA span of this batch, first and last byte: runs that
@@ -182,7 +182,7 @@ impl Inner {
                 n += 1;
             }
             for d in self.domains.iter() {
-                d.domain.unmap(span.0, span.1 - span.0 + 1);
+                d.domain().unmap(span.0, span.1 - span.0 + 1);
             }
             for &(pfn, pages) in &runs[..n] {
                 // SAFETY: by the invariant of `Inner` (and `pin_map`'s use of
@@ -293,7 +293,7 @@ impl Inner {
             return Ok(());
         };
         for (_, dma) in self.dmas.iter() {
-            for (iova, pa, len) in mapped_runs(&first.domain, dma.iova) {
+            for (iova, pa, len) in mapped_runs(&first.domain(), dma.iova) {
                 // SAFETY: the pages are pinned for `dma` (or are device
                 // memory or reserved, never freed) and stay so while any
                 // domain maps them: `release_dma` unmaps them from every
@@ -319,13 +319,13 @@ impl Inner {
                 // are unmapped below before `pinned` unpins them, and
                 // otherwise `keep()` hands the pins to the mapping, whose
                 // removal unmaps before unpinning.
-                let r = unsafe { d.domain.map(at, pfn * PAGE, n * PAGE, read, write) };
+                let r = unsafe { d.domain().map(at, pfn * PAGE, n * PAGE, read, write) };
                 if let Err(e) = r {
                     if at > iova {
-                        d.domain.unmap(iova, at - iova);
+                        d.domain().unmap(iova, at - iova);
                     }
                     for e in &self.domains[..i] {
-                        e.domain.unmap(iova, pinned.len() * PAGE);
+                        e.domain().unmap(iova, pinned.len() * PAGE);
                     }
                     return Err(e);
                 }

@@ -99,7 +99,7 @@ pub(crate) fn show_apertures(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Res
             if c.v2 { "type1v2" } else { "type1" }
         )?;
         let mut first = true;
-        for g in inner.domains.iter().flat_map(|d| d.groups.iter()) {
+        for g in inner.domains.iter().flat_map(|d| d.groups().iter()) {
             write!(f, "{}{}", if first { "" } else { "," }, g.id())?;
             first = false;
         }
