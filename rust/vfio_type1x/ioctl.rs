@@ -183,6 +183,10 @@ fn get_info(c: &Container, arg: c_ulong) -> Result {
         .write_slice(&info.as_bytes()[..n])
 }
 
+/// The bytes a chain usually takes: migration (24), DMA_AVAIL (16), a few
+/// IOVA ranges (16 + 16 each) and the aperture (40 + 16 per doorbell).
+const CAP_CHAIN_ROOM: usize = 256;
+
 /// Builds a `vfio_info_cap_header` chain whose `next` offsets count from
 /// the start of the info struct, which the chain follows. Each capability
 /// is padded to 8 bytes, as `vfio_info_cap_add()` does, so that the next
@@ -194,9 +198,12 @@ struct CapChain {
 }
 
 impl CapChain {
+    /// An empty chain, with room for the usual one (a few hundred bytes)
+    /// so that it grows without reallocating; an allocation failure here
+    /// only means it grows as it goes.
     fn new() -> Self {
         CapChain {
-            buf: KVec::new(),
+            buf: KVec::with_capacity(CAP_CHAIN_ROOM, GFP_KERNEL).unwrap_or_default(),
             last_next: None,
         }
     }
