@@ -393,9 +393,24 @@ impl Drop for VmLock {
     }
 }
 
-/// A result of the attribute calls as C takes it back.
-fn attr_ret(r: Result) -> c_int {
-    match r {
+/// An attribute call on the ITS `p` and its C half `dev`, its result as
+/// C takes it back (0 or the negative errno).
+///
+/// # Safety
+///
+/// `p` is a live ITS and `dev` its live `struct kvits_dev`.
+unsafe fn attr_call(
+    p: *mut c_void,
+    dev: *mut RawDev,
+    op: impl FnOnce(&Its, Frame) -> Result,
+) -> c_int {
+    let Some(dev) = NonNull::new(dev) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: per the contract.
+    let its = unsafe { its(p) };
+    // INVARIANT: `dev` is live for this call.
+    match op(&its, Frame(dev)) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -414,13 +429,8 @@ pub(crate) unsafe extern "C" fn kvits_rs_set_attr(
     attr: u64,
     addr: u64,
 ) -> c_int {
-    let Some(dev) = NonNull::new(dev) else {
-        return EINVAL.to_errno();
-    };
     // SAFETY: per the contract.
-    let its = unsafe { its(p) };
-    // INVARIANT: `dev` is live for this call.
-    attr_ret(crate::attr::set(&its, Frame(dev), group, attr, addr))
+    unsafe { attr_call(p, dev, |its, f| crate::attr::set(its, f, group, attr, addr)) }
 }
 
 /// `KVM_GET_DEVICE_ATTR`.
@@ -436,19 +446,17 @@ pub(crate) unsafe extern "C" fn kvits_rs_get_attr(
     attr: u64,
     addr: u64,
 ) -> c_int {
-    let Some(dev) = NonNull::new(dev) else {
-        return EINVAL.to_errno();
-    };
     // SAFETY: per the contract.
-    let its = unsafe { its(p) };
-    // INVARIANT: `dev` is live for this call.
-    attr_ret(crate::attr::get(&its, Frame(dev), group, attr, addr))
+    unsafe { attr_call(p, dev, |its, f| crate::attr::get(its, f, group, attr, addr)) }
 }
 
 /// `KVM_HAS_DEVICE_ATTR`.
 #[no_mangle]
 pub(crate) extern "C" fn kvits_rs_has_attr(group: u32, attr: u64) -> c_int {
-    attr_ret(crate::attr::has(group, attr))
+    match crate::attr::has(group, attr) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// An MSI from `KVM_SIGNAL_MSI` or an irqfd (may sleep): 1 delivered, 0

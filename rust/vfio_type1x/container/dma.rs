@@ -164,7 +164,7 @@ impl Inner {
             Some(v) => v,
             None => &mut small,
         };
-        let mut it = mapped_runs(&first.domain(), r).peekable();
+        let mut it = mapped_runs(first.domain(), r).peekable();
         while let Some(&(start, _, _)) = it.peek() {
             let mut n = 0;
             // The IOVA span of this batch, first and last byte: runs that
@@ -293,7 +293,7 @@ impl Inner {
             return Ok(());
         };
         for (_, dma) in self.dmas.iter() {
-            for (iova, pa, len) in mapped_runs(&first.domain(), dma.iova) {
+            for (iova, pa, len) in mapped_runs(first.domain(), dma.iova) {
                 // SAFETY: the pages are pinned for `dma` (or are device
                 // memory or reserved, never freed) and stay so while any
                 // domain maps them: `release_dma` unmaps them from every
