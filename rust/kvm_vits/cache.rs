@@ -99,6 +99,24 @@ fn key_of(slot: u64) -> u64 {
     slot >> 32
 }
 
+/// The kernel builds the cache in place, in its ITS's allocation: it is
+/// too large for the stack [`TranslationCache::new`] would build it on.
+#[cfg(CONFIG_RUST)]
+impl TranslationCache {
+    /// An empty cache, initialised in place.
+    pub fn init() -> impl pin_init::Init<Self> {
+        pin_init::init!(TranslationCache {
+            slots <- pin_init::init_array_from_fn(|_| AtomicU64::new(0)),
+            hands <- pin_init::init_array_from_fn(|_| AtomicU8::new(0)),
+            dirty: AtomicBool::new(false),
+            clearing: AtomicU32::new(0),
+            inserts: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+        })
+    }
+}
+
 impl TranslationCache {
     /// An empty cache.
     pub fn new() -> Self {

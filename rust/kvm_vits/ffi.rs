@@ -248,7 +248,7 @@ pub(crate) unsafe extern "C" fn kvits_rs_create(kvm: *mut RawKvm) -> *mut c_void
         return core::ptr::null_mut();
     };
     // INVARIANT: per the contract the VM outlives the ITS.
-    let Ok(its) = Arc::pin_init(Its::new(Kvm(kvm)), GFP_KERNEL_ACCOUNT) else {
+    let Ok(its) = Its::new(Kvm(kvm)).and_then(|i| Arc::pin_init(i, GFP_KERNEL_ACCOUNT)) else {
         return core::ptr::null_mut();
     };
     if its.register().is_err() {

@@ -17,8 +17,6 @@
 //! shim's `kvits_vms_lock` (a spinlock) is a leaf: taken alone, when a
 //! frame is placed and when the ITS is destroyed.
 
-use core::ptr::NonNull;
-
 use kernel::{
     alloc::kvec::InsertError,
     new_mutex,
@@ -88,23 +86,14 @@ impl<T> Vector<T> for KVVec<T> {
 }
 
 /// The model's environment: one VM and this ITS's translation cache.
-///
-/// # Invariants
-///
-/// `cache` points to the `cache` of the pinned [`Its`] that made this
-/// value, which outlives it (see [`Its::env`]).
 pub(crate) struct KEnv {
     kvm: Kvm,
-    cache: NonNull<TranslationCache>,
+    cache: Arc<TranslationCache>,
 }
-
-// SAFETY: `KEnv` only names a VM and a lock, both usable from any thread.
-unsafe impl Send for KEnv {}
 
 impl KEnv {
     fn cache(&self) -> &TranslationCache {
-        // SAFETY: by the type invariant the cache outlives `self`.
-        unsafe { self.cache.as_ref() }
+        &self.cache
     }
 }
 
@@ -429,32 +418,28 @@ pub(crate) struct Its {
     queue: Mutex<()>,
     #[pin]
     model: Mutex<Model>,
-    cache: TranslationCache,
+    /// Shared with every [`KEnv`], which inserts and invalidates.
+    cache: Arc<TranslationCache>,
 }
-
-// SAFETY: a `TranslationCache` is atomics of integers, for which all-zero is
-// a valid value (an empty cache).
-unsafe impl Zeroable for TranslationCache {}
 
 impl Its {
     /// A new ITS of `kvm`, disabled, with no base address.
-    pub(crate) fn new(kvm: Kvm) -> impl PinInit<Self, Error> {
-        try_pin_init!(Its {
+    pub(crate) fn new(kvm: Kvm) -> Result<impl PinInit<Self, Error>> {
+        // In place: the cache is too large for the stack.
+        let cache = Arc::init(TranslationCache::init(), GFP_KERNEL_ACCOUNT)?;
+        Ok(try_pin_init!(Its {
             kvm,
             base: Atomic::new(u64::MAX),
             queue <- new_mutex!((), "Its::queue"),
             model <- new_mutex!(Model::new(), "Its::model"),
-            // In place: the cache is too large for the stack.
-            cache <- pin_init::zeroed::<TranslationCache>(),
-        })
+            cache,
+        }))
     }
 
     fn env(&self) -> KEnv {
-        // INVARIANT: `self` is pinned and every `KEnv` lives within a call
-        // on `self`.
         KEnv {
             kvm: self.kvm,
-            cache: NonNull::from(&self.cache),
+            cache: self.cache.clone(),
         }
     }
 
