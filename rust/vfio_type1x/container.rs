@@ -71,11 +71,13 @@ use crate::{
     },
     ffi::{
         self,
-        Attached,
         Domain,
+        Domains,
         Group,
         Mm,
-        Pfns, //
+        Pfns,
+        Pins,
+        Replica, //
     },
     iova::{
         self,
@@ -121,34 +123,17 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// Containers served since the module loaded, for debugfs.
 pub(crate) static SERVED: Atomic<i64> = Atomic::new(0);
 
-/// A paging domain of the container and the groups attached to it.
-struct DomainEntry {
-    attached: Attached,
-    /// Its IOMMU blocks non-coherent (no-snoop) DMA: enforced at creation,
-    /// as upstream, and reported by `VFIO_CHECK_EXTENSION(VFIO_DMA_CC_IOMMU)`.
-    coherent: bool,
-}
-
-impl DomainEntry {
-    fn domain(&self) -> &Domain {
-        self.attached.domain()
-    }
-
-    fn groups(&self) -> &[Group] {
-        self.attached.groups()
-    }
-}
-
 /// The fields of [`Container`] protected by its mutex.
 ///
 /// # Invariants
 ///
-/// Every [`Dma`] in `dmas` is mapped in every domain of `domains`, to pages
-/// pinned once for it (but reserved pages and device memory, which hold no
-/// pin) and charged to its `mm`; the first domain's page table is the
-/// record of those pins. `dmas` is empty when `domains` is.
+/// Every [`Dma`] in `dmas` holds the token of the pages `domains` pinned and
+/// mapped for it, charged to its `mm`; those are all of `domains`' live
+/// tokens. `dmas` is empty when `domains` is.
 struct Inner {
-    domains: KVec<DomainEntry>,
+    /// The domains, their groups, and the pins of what they map: the only
+    /// place pages are mapped and unpinned (`ffi/domains.rs`).
+    domains: Domains,
     /// The mappings, keyed by their *last* IOVA, so that the first entry at
     /// or after an address is the only one that can contain it.
     dmas: RBTree<u64, Dma>,
@@ -173,17 +158,14 @@ impl Inner {
     /// cookie) when it was the last group. The last domain takes every
     /// mapping with it, as upstream's last detach does.
     fn remove_group(&mut self, di: usize, group: &Group) {
-        let Some(d) = self.domains.get_mut(di) else {
-            return;
-        };
-        d.attached.detach(Some(group));
-        if d.groups().is_empty() {
+        self.domains.detach(di, Some(group));
+        if self.domains.get(di).is_some_and(|d| d.groups().is_empty()) {
             if self.domains.len() == 1 {
                 self.release_all();
             }
             // INVARIANT: the other domains map every `Dma` too; with the
             // last one, `release_all` emptied `dmas`.
-            drop(self.domains.remove(di));
+            self.domains.remove(di);
         }
     }
 
@@ -262,36 +244,41 @@ impl Inner {
         Ok((reserved, doorbell_pages(&known, unknown)))
     }
 
-    /// The doorbell pages mapped in the aperture now, `(iova, phys)`, in
-    /// IOVA order. The MSI cookie hands out pages upwards from the base, so
-    /// the scan stops at the first unmapped page.
+    /// The doorbell pages mapped in the aperture now (see [`doorbells`]).
     fn doorbells(&self) -> Result<KVec<(u64, u64)>> {
-        let mut out = KVec::new();
-        let Some(ap) = self.aperture else {
-            return Ok(out);
-        };
-        let mut iova = ap.start;
-        while iova <= ap.last {
-            let mut found = false;
-            for d in self.domains.iter() {
-                if let Some(pa) = d.domain().iova_to_phys(iova) {
-                    found = true;
-                    let page = pa & !(PAGE - 1);
-                    if !out.contains(&(iova, page)) {
-                        out.push((iova, page), GFP_KERNEL)?;
-                    }
+        doorbells(&self.domains, self.aperture)
+    }
+}
+
+/// The doorbell pages `domains` map in `aperture`, `(iova, phys)`, in IOVA
+/// order. The MSI cookie hands out pages upwards from the base, so the scan
+/// stops at the first unmapped page.
+fn doorbells(domains: &Domains, aperture: Option<Range>) -> Result<KVec<(u64, u64)>> {
+    let mut out = KVec::new();
+    let Some(ap) = aperture else {
+        return Ok(out);
+    };
+    let mut iova = ap.start;
+    while iova <= ap.last {
+        let mut found = false;
+        for d in domains.iter() {
+            if let Some(pa) = d.domain().iova_to_phys(iova) {
+                found = true;
+                let page = pa & !(PAGE - 1);
+                if !out.contains(&(iova, page)) {
+                    out.push((iova, page), GFP_KERNEL)?;
                 }
             }
-            if !found {
-                break;
-            }
-            iova = match iova.checked_add(PAGE) {
-                Some(next) => next,
-                None => break,
-            };
         }
-        Ok(out)
+        if !found {
+            break;
+        }
+        iova = match iova.checked_add(PAGE) {
+            Some(next) => next,
+            None => break,
+        };
     }
+    Ok(out)
 }
 
 /// The errno of each aperture refusal.
@@ -346,7 +333,7 @@ impl Container {
                 v2,
                 inner <- new_mutex!(
                     Inner {
-                        domains: KVec::new(),
+                        domains: Domains::new(),
                         dmas: RBTree::new(),
                         usable: Ranges::new(Range { start: 0, last: u64::MAX }),
                         pgsizes: 0,
@@ -460,39 +447,20 @@ impl Container {
         }
         // A domain already serving another group of the same IOMMU takes
         // this one too; the IOMMU core refuses an incompatible attach.
-        let mut joined = None;
-        let mut group = Some(group);
-        for (i, d) in inner.domains.iter_mut().enumerate() {
-            let Some(g) = group.take() else { break };
-            match d.attached.attach(g)? {
-                Ok(()) => {
-                    joined = Some(i);
-                    break;
-                }
-                Err(g) => group = Some(g),
-            }
-        }
-        let di = match (joined, group) {
-            (Some(i), _) => i,
-            (None, None) => return Err(EINVAL),
-            (None, Some(group)) => {
-                inner.domains.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        let di = match inner.domains.join(group)? {
+            Ok(di) => di,
+            Err(group) => {
                 let msi = if hw_msi { None } else { inner.aperture };
-                let entry = Self::new_domain(&inner, group, msi)?;
-                inner
-                    .domains
-                    .push_within_capacity(entry)
-                    .map_err(|_| ENOMEM)?;
-                inner.domains.len() - 1
+                let replica = Self::prepared_domain(&inner, &group, msi)?;
+                inner.domains.add(replica, group)?
             }
         };
         if let Err(e) = inner.refresh() {
             // Undo: VFIO does not detach a group whose attach failed.
-            let d = &mut inner.domains[di];
-            d.attached.detach(None);
-            if d.groups().is_empty() {
+            inner.domains.detach(di, None);
+            if inner.domains.get(di).is_some_and(|d| d.groups().is_empty()) {
                 // A domain made for this group: no mapping was added since.
-                drop(inner.domains.remove(di));
+                inner.domains.remove(di);
             }
             let _ = inner.refresh();
             return Err(e);
@@ -500,21 +468,10 @@ impl Container {
         Ok(())
     }
 
-    /// A new paging domain for `group`, with the MSI cookie and the
-    /// container's mappings replayed, and `group` attached to it.
-    fn new_domain(inner: &Inner, group: Group, msi: Option<Range>) -> Result<DomainEntry> {
-        let domain = Self::prepared_domain(inner, &group, msi)?;
-        let attached = Attached::new(domain, group)?;
-        // After the attach, as upstream: an IOMMU that cannot enforce it for
-        // the device says so here instead of refusing the attach.
-        let coherent = attached.domain().enforce_cache_coherency();
-        Ok(DomainEntry { attached, coherent })
-    }
-
     /// A new paging domain for the IOMMU behind `group`, with the MSI cookie
     /// at the base of the aperture `msi` and the container's mappings
     /// replayed; nothing attached.
-    fn prepared_domain(inner: &Inner, group: &Group, msi: Option<Range>) -> Result<Domain> {
+    fn prepared_domain(inner: &Inner, group: &Group, msi: Option<Range>) -> Result<Replica> {
         let id = group.id();
         let domain = Domain::alloc(group)?;
         if let Some(ap) = domain.info().0 {
@@ -549,10 +506,11 @@ impl Container {
         }
         // Replay the existing mappings before any device can use the domain;
         // on failure, freeing the domain drops whatever was replayed.
-        inner.replay_into(&domain).inspect_err(|e| {
-            pr_err!("group {id}: cannot replay the container's mappings: {e:?}\n")
-        })?;
-        Ok(domain)
+        let all = inner.dmas.iter().map(|(_, d)| d.pins());
+        inner
+            .domains
+            .replica(domain, all)
+            .inspect_err(|e| pr_err!("group {id}: cannot replay the container's mappings: {e:?}\n"))
     }
 
     /// `VFIO_TYPE1X_SET_MSI_APERTURE`: moves the MSI aperture, giving every
@@ -592,43 +550,23 @@ impl Container {
             let first = d.groups().first().ok_or(EINVAL)?;
             fresh.push(Self::prepared_domain(&inner, first, Some(new))?, GFP_KERNEL)?;
         }
-        // Move every group; all or nothing.
-        let mut old = KVec::with_capacity(inner.domains.len(), GFP_KERNEL)?;
-        let mut res = Ok(());
-        for (d, nd) in inner.domains.iter_mut().zip(fresh) {
-            match d.attached.move_to(nd) {
-                Ok(o) => {
-                    // Room was reserved for every domain.
-                    let _ = old.push_within_capacity(o);
-                }
-                Err((e, _)) => {
-                    res = Err(e);
-                    break;
-                }
-            }
-        }
-        // vfio-pci maps a doorbell under the group's mutex, not ours: a
-        // vector set up while the groups moved got its doorbell in an old
-        // domain, with an old-aperture address. Then the old domains stay.
-        // (Not knowing counts as a failure too: the groups go back.)
-        if res.is_ok() {
-            res = match inner.doorbells() {
+        // Move every group, all or nothing. vfio-pci maps a doorbell under
+        // the group's mutex, not ours: a vector set up while the groups
+        // moved got its doorbell in an old domain, with an old-aperture
+        // address. Then the old domains stay. (Not knowing counts as a
+        // failure too: the groups go back.)
+        let old_ap = inner.aperture;
+        let res = inner
+            .domains
+            .rebuild(fresh, |d| match doorbells(d, old_ap) {
                 Ok(d) if d.is_empty() => Ok(()),
                 Ok(_) => Err(EBUSY),
                 Err(e) => Err(e),
-            };
-        }
+            });
         if let Err(e) = res {
-            for (d, o) in inner.domains.iter_mut().zip(old) {
-                if d.attached.move_to(o).is_err() {
-                    pr_err!("MSI aperture: a group could not return to its domain\n");
-                }
-            }
             pr_err!("MSI aperture {iova:#x}+{size:#x} refused: moving the groups failed ({e:?}); nothing changed\n");
             return Err(e);
         }
-        // The old domains (and their cookies) are freed here.
-        drop(old);
         let old = inner.aperture.replace(new);
         let (from, to) = old.map_or((0, 0), |o| (o.start, o.last));
         pr_info!(
@@ -642,11 +580,7 @@ impl Container {
     /// `detach_group`.
     pub(crate) fn detach_group(&self, group: &Group) {
         let mut inner = self.inner.lock();
-        let Some(di) = inner
-            .domains
-            .iter()
-            .position(|d| d.groups().contains(&group))
-        else {
+        let Some(di) = inner.domains.position(group) else {
             return;
         };
         inner.remove_group(di, group);
@@ -660,7 +594,7 @@ impl Container {
 
     /// Do all its domains enforce cache coherency (`VFIO_DMA_CC_IOMMU`)?
     pub(crate) fn cache_coherent(&self) -> bool {
-        self.inner.lock().domains.iter().all(|d| d.coherent)
+        self.inner.lock().domains.iter().all(|d| d.coherent())
     }
 
     /// Calls `f` with what `VFIO_IOMMU_GET_INFO` reports, read in one hold

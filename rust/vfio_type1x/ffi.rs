@@ -23,6 +23,14 @@ use crate::{
     iova::Range, //
 };
 
+mod domains;
+
+pub(crate) use domains::{
+    Domains,
+    Pins,
+    Replica, //
+};
+
 /// Opaque `struct iommu_domain`.
 #[repr(C)]
 pub(crate) struct RawDomain {
@@ -294,7 +302,7 @@ pub(crate) fn get_pfns(vaddr: u64, write: bool, npages: u64) -> Result<Pfns> {
 /// with [`PinnedPages::keep`], nothing maps them for DMA any more, and they
 /// are unpinned once. If `has_rsvd` is false, every one of them is pinned:
 /// it came from a [`PinnedPages`] whose pages were all charged.
-pub(crate) unsafe fn unpin(pfn: u64, npages: u64, dirty: bool, has_rsvd: bool) -> u64 {
+unsafe fn unpin(pfn: u64, npages: u64, dirty: bool, has_rsvd: bool) -> u64 {
     // SAFETY: per the function's contract.
     unsafe { t1x_unpin(pfn, npages, c_int::from(dirty), c_int::from(has_rsvd)) }
 }
@@ -526,14 +534,7 @@ impl Domain {
     ///
     /// `[paddr, paddr + size)` is memory the caller owns for DMA (pinned user
     /// pages) and keeps, unfreed, until it has unmapped it again.
-    pub(crate) unsafe fn map(
-        &self,
-        iova: u64,
-        paddr: u64,
-        size: u64,
-        read: bool,
-        write: bool,
-    ) -> Result {
+    unsafe fn map(&self, iova: u64, paddr: u64, size: u64, read: bool, write: bool) -> Result {
         let prot = c_int::from(read) | (c_int::from(write) << 1);
         // SAFETY: the domain is live (type invariant) and the caller owns
         // the memory. The IOMMU core serialises page-table updates; the
@@ -544,7 +545,7 @@ impl Domain {
 
     /// Unmaps `size` bytes at `iova` (and waits for the IOTLB); returns the
     /// bytes unmapped.
-    pub(crate) fn unmap(&self, iova: u64, size: u64) -> u64 {
+    fn unmap(&self, iova: u64, size: u64) -> u64 {
         // SAFETY: the domain is live (type invariant); unmapping takes
         // access away and frees nothing the CPU uses.
         unsafe { t1x_unmap(self.0.as_ptr(), iova, size) }
@@ -583,7 +584,7 @@ impl Domain {
 
 /// A paging domain and the groups attached to it: the only way to attach
 /// and detach a group, so that a group leaves only the domain it is
-/// attached to.
+/// attached to. Only [`Domains`] changes one.
 ///
 /// # Invariants
 ///
@@ -592,11 +593,18 @@ pub(crate) struct Attached {
     /// Declared first: `Drop` detaches the groups, then the domain drops.
     domain: Domain,
     groups: KVec<Group>,
+    /// The IOMMU blocks non-coherent (no-snoop) DMA: enforced after the
+    /// first attach, as upstream, and reported by
+    /// `VFIO_CHECK_EXTENSION(VFIO_DMA_CC_IOMMU)`.
+    coherent: bool,
 }
 
 impl Attached {
-    /// `domain` with `group` attached.
-    pub(crate) fn new(domain: Domain, group: Group) -> Result<Attached> {
+    /// `domain` with `group` attached, and cache coherency enforced where
+    /// the IOMMU offers it: after the attach, as upstream, so that an IOMMU
+    /// that cannot enforce it for the device says so instead of refusing
+    /// the attach.
+    fn new(domain: Domain, group: Group) -> Result<Attached> {
         let mut groups = KVec::with_capacity(1, GFP_KERNEL_ACCOUNT)?;
         domain.attach(&group)?;
         if let Err(g) = groups.push_within_capacity(group) {
@@ -604,8 +612,13 @@ impl Attached {
             unsafe { domain.detach(&g.0) };
             return Err(ENOMEM);
         }
+        let coherent = domain.enforce_cache_coherency();
         // INVARIANT: the one group was attached above.
-        Ok(Attached { domain, groups })
+        Ok(Attached {
+            domain,
+            groups,
+            coherent,
+        })
     }
 
     /// The domain.
@@ -618,9 +631,14 @@ impl Attached {
         &self.groups
     }
 
+    /// Does its IOMMU enforce cache coherency?
+    pub(crate) fn coherent(&self) -> bool {
+        self.coherent
+    }
+
     /// Attaches `group` too. `Ok(Err(group))`: the IOMMU refused it (another
     /// IOMMU, or incompatible), and it is handed back.
-    pub(crate) fn attach(&mut self, group: Group) -> Result<Result<(), Group>> {
+    fn attach(&mut self, group: Group) -> Result<Result<(), Group>> {
         self.groups.reserve(1, GFP_KERNEL_ACCOUNT)?;
         if self.domain.attach(&group).is_err() {
             return Ok(Err(group));
@@ -635,7 +653,7 @@ impl Attached {
     }
 
     /// Detaches `group`, if attached here; the last one attached, if `None`.
-    pub(crate) fn detach(&mut self, group: Option<&Group>) -> Option<Group> {
+    fn detach(&mut self, group: Option<&Group>) -> Option<Group> {
         let gi = match group {
             Some(group) => self.groups.iter().position(|g| g == group)?,
             None => self.groups.len().checked_sub(1)?,
@@ -648,7 +666,7 @@ impl Attached {
 
     /// Moves every group to `to`, all or nothing, and keeps `to`; gives
     /// back the old domain, or on failure the error and `to`.
-    pub(crate) fn move_to(&mut self, to: Domain) -> core::result::Result<Domain, (Error, Domain)> {
+    fn move_to(&mut self, to: Domain) -> core::result::Result<Domain, (Error, Domain)> {
         for (i, g) in self.groups.iter().enumerate() {
             // SAFETY: `g` is attached here (type invariant), and the first
             // `i` moved to `to` before it.

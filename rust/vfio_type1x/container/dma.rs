@@ -10,15 +10,6 @@ use super::*;
 /// whatever the size of the mapping.
 const PIN_BATCH: u64 = 512;
 
-/// Contiguous runs unmapped from every domain with one `iommu_unmap` (one
-/// IOTLB sync) before they are unpinned: upstream's
-/// `VFIO_IOMMU_TLB_SYNC_MAX`.
-const UNPIN_BATCH: usize = 512;
-
-/// The batch when the runs' buffer cannot be allocated: unmapping must not
-/// fail, so it falls back to this many on the stack.
-const UNPIN_BATCH_MIN: usize = 16;
-
 /// One `MAP_DMA` mapping: pinned user pages (or device memory, for a BAR
 /// mmap) mapped at an IOVA range in every domain of the container. As
 /// upstream, nothing is kept per page: the pages are recorded only in the
@@ -27,17 +18,14 @@ const UNPIN_BATCH_MIN: usize = 16;
 pub(super) struct Dma {
     /// The IOVA range.
     pub(super) iova: Range,
-    /// The device may read / write.
-    read: bool,
-    write: bool,
+    /// What the domains pinned and mapped for it, given back to them when
+    /// it goes.
+    pins: Pins,
     /// The process whose locked memory the pages are charged to.
     mm: Mm,
     /// How many pages are charged to it: upstream's count, which leaves
     /// out device memory and reserved pages.
     locked: u64,
-    /// Some page has no pin of ours (device memory, a reserved page):
-    /// upstream's `has_rsvd`. Without one, unpinning tests no page.
-    has_rsvd: bool,
     /// Invalidated by `VFIO_DMA_UNMAP_FLAG_VADDR`, until a
     /// `VFIO_DMA_MAP_FLAG_VADDR` gives the new address. The pages stay
     /// pinned and mapped meanwhile.
@@ -48,6 +36,11 @@ pub(super) struct Dma {
 }
 
 impl Dma {
+    /// Its pins' token.
+    pub(super) fn pins(&self) -> &Pins {
+        &self.pins
+    }
+
     /// Gives the mapping its dirty bitmap, zeroed, as upstream's
     /// `vfio_dma_bitmap_alloc()` (`EINVAL` past `dirty::PAGES_MAX` pages).
     fn start_dirty(&mut self, pgshift: u32) -> Result {
@@ -98,24 +91,6 @@ impl Dma {
     }
 }
 
-/// The runs of physically contiguous pages `domain` maps in `r`, as
-/// `(iova, phys, bytes)`, in IOVA order; unmapped pages are skipped. A run
-/// ends only where the physical addresses do (or at the end of `r`), never
-/// inside an IOMMU block mapping, which io-pgtable cannot unmap in part.
-fn mapped_runs(domain: &Domain, r: Range) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
-    let mut next = Some(r.start);
-    core::iter::from_fn(move || loop {
-        let iova = next.filter(|iova| *iova <= r.last)?;
-        match domain.mapped_run(iova, r.last) {
-            Some((pa, len)) => {
-                next = iova.checked_add(len);
-                return Some((iova, pa, len));
-            }
-            None => next = iova.checked_add(PAGE),
-        }
-    })
-}
-
 impl Inner {
     /// May `r` be mapped now?
     fn may_map(&self, r: Range) -> Result {
@@ -142,61 +117,6 @@ impl Inner {
         self.first_overlapping(r).is_some()
     }
 
-    /// Unmaps `r` from every domain and unpins the pages the first domain
-    /// mapped there (dirtying them if `dirty`), in batches.
-    ///
-    /// `r` must be all of one or more [`Dma`]s being removed from `dmas`, or
-    /// the part of a new mapping that `pin_map` mapped before it failed.
-    fn unmap_unpin(&self, r: Range, dirty: bool, has_rsvd: bool) {
-        let Some(first) = self.domains.first() else {
-            return;
-        };
-        // No more runs than pages: a small unmap allocates nothing.
-        let pages = ((r.last - r.start) / PAGE).saturating_add(1);
-        let want = usize::try_from(pages).map_or(UNPIN_BATCH, |p| p.min(UNPIN_BATCH));
-        let mut small = [(0u64, 0u64); UNPIN_BATCH_MIN];
-        let mut large = if want > UNPIN_BATCH_MIN {
-            KVec::from_elem((0u64, 0u64), want, GFP_KERNEL).ok()
-        } else {
-            None
-        };
-        let runs: &mut [(u64, u64)] = match &mut large {
-            Some(v) => v,
-            None => &mut small,
-        };
-        let mut it = mapped_runs(first.domain(), r).peekable();
-        while let Some(&(start, _, _)) = it.peek() {
-            let mut n = 0;
-            // The IOVA span of this batch, first and last byte: runs that
-            // follow each other, so that one `iommu_unmap` (which stops at
-            // a hole) covers them all.
-            let mut span = (start, start);
-            while let Some(&(iova, pa, len)) = it.peek() {
-                if n == runs.len() || (n > 0 && Some(iova) != span.1.checked_add(1)) {
-                    break;
-                }
-                it.next();
-                // No overflow: the run ends within `r`.
-                span.1 = iova + (len - 1);
-                runs[n] = (pa / PAGE, len / PAGE);
-                n += 1;
-            }
-            for d in self.domains.iter() {
-                d.domain().unmap(span.0, span.1 - span.0 + 1);
-            }
-            for &(pfn, pages) in &runs[..n] {
-                // SAFETY: by the invariant of `Inner` (and `pin_map`'s use of
-                // this function) the first domain mapped these pages for a
-                // mapping that owns their pins (device memory and reserved
-                // pages have none, and `unpin` skips them unless the caller
-                // says, from what `pin_map` saw, that there are none); they
-                // are now unmapped from every domain, and unpinned here once.
-                unsafe { ffi::unpin(pfn, pages, dirty, has_rsvd) };
-            }
-            ffi::cond_resched();
-        }
-    }
-
     /// Unmaps, unpins and refunds one mapping taken out of `dmas`, and
     /// gives its entry back.
     fn release_dma(&mut self, dma: Dma) {
@@ -208,8 +128,8 @@ impl Inner {
     }
 
     /// Unmaps, unpins and refunds a mapping `dmas` does not count.
-    fn drop_dma(&self, dma: Dma) {
-        self.unmap_unpin(dma.iova, dma.write, dma.has_rsvd);
+    fn drop_dma(&mut self, dma: Dma) {
+        self.domains.unmap_unpin(dma.pins);
         dma.mm.refund(dma.locked);
     }
 
@@ -285,116 +205,45 @@ impl Inner {
         (d.start <= r.last).then_some(d)
     }
 
-    /// Maps every mapping of the container into `domain` as the first
-    /// domain maps it (upstream's replay); on failure the caller frees
-    /// `domain`, which drops what was replayed.
-    pub(super) fn replay_into(&self, domain: &Domain) -> Result {
-        let Some(first) = self.domains.first() else {
-            return Ok(());
-        };
-        for (_, dma) in self.dmas.iter() {
-            for (iova, pa, len) in mapped_runs(first.domain(), dma.iova) {
-                // SAFETY: the pages are pinned for `dma` (or are device
-                // memory or reserved, never freed) and stay so while any
-                // domain maps them: `release_dma` unmaps them from every
-                // domain before unpinning, and a failed replay frees
-                // `domain` before anything is unpinned.
-                unsafe { domain.map(iova, pa, len, dma.read, dma.write) }?;
-                ffi::cond_resched();
-            }
-        }
-        Ok(())
-    }
-
-    /// Maps one batch at `iova` in every domain; on failure unmaps what it
-    /// mapped of the batch and returns the error (dropping `pinned` then
-    /// unpins it).
-    fn map_pinned(&self, iova: u64, pinned: &Pfns, read: bool, write: bool) -> Result {
-        for (i, d) in self.domains.iter().enumerate() {
-            let mut at = iova;
-            for (pfn, n) in pinned.runs() {
-                // SAFETY: the pages are pinned by `pinned` (or are device
-                // memory of the caller's mapping, or reserved pages, neither
-                // ever freed to the page allocator); if mapping fails they
-                // are unmapped below before `pinned` unpins them, and
-                // otherwise `keep()` hands the pins to the mapping, whose
-                // removal unmaps before unpinning.
-                let r = unsafe { d.domain().map(at, pfn * PAGE, n * PAGE, read, write) };
-                if let Err(e) = r {
-                    if at > iova {
-                        d.domain().unmap(iova, at - iova);
-                    }
-                    for e in &self.domains[..i] {
-                        e.domain().unmap(iova, pinned.len() * PAGE);
-                    }
-                    return Err(e);
-                }
-                at += n * PAGE;
-            }
-        }
-        Ok(())
-    }
-
     /// Pins the pages of `req` in batches of at most [`PIN_BATCH`] pages
     /// (device memory of a `VM_PFNMAP` mapping in runs instead, unpinned),
     /// charges each batch to `mm` and maps it into every domain as it goes,
     /// as upstream's `vfio_pin_pages_remote()` loop. All or nothing: on
     /// failure what was mapped is unmapped, unpinned and refunded. Returns
-    /// how many pages it charged.
-    fn pin_map(&self, req: &MapRequest, mm: &Mm) -> Result<(u64, bool)> {
+    /// the mapping's token and how many pages it charged.
+    fn pin_map(&mut self, req: &MapRequest, mm: &Mm) -> Result<(Pins, u64)> {
         let size = req.iova.last - req.iova.start + 1;
+        let mut pins = self.domains.pins(req.iova.start, req.read, req.write);
         let mut done = 0;
         let mut locked = 0;
-        let mut has_rsvd = false;
-        let mut res = Ok(());
         while done < size {
             let n = ((size - done) / PAGE).min(PIN_BATCH);
             // `check_map` made sure `vaddr + size` does not wrap.
-            res = ffi::get_pfns(req.vaddr + done, req.write, n)
-                .and_then(|p| {
-                    let charge = match &p {
-                        Pfns::Pinned(pinned) => pinned.charged(),
-                        Pfns::Device { .. } => 0,
-                    };
-                    mm.charge(charge)?;
-                    if let Err(e) = self.map_pinned(req.iova.start + done, &p, req.read, req.write)
-                    {
-                        mm.refund(charge);
-                        return Err(e);
-                    }
-                    locked += charge;
-                    let len = p.len();
-                    // Device memory, or a reserved page `get_pfns` kept no
-                    // pin of.
-                    has_rsvd |= charge != len;
-                    if let Pfns::Pinned(pinned) = p {
-                        pinned.keep();
-                    }
-                    Ok(len)
-                })
-                .map(|len| {
-                    done += len * PAGE;
-                });
-            if res.is_err() {
-                break;
+            let res = ffi::get_pfns(req.vaddr + done, req.write, n).and_then(|p| {
+                let charge = match &p {
+                    Pfns::Pinned(pinned) => pinned.charged(),
+                    Pfns::Device { .. } => 0,
+                };
+                mm.charge(charge)?;
+                let len = p.len();
+                if let Err(e) = self.domains.map(&mut pins, p) {
+                    mm.refund(charge);
+                    return Err(e);
+                }
+                locked += charge;
+                Ok(len)
+            });
+            match res {
+                Ok(len) => done += len * PAGE,
+                Err(e) => {
+                    self.domains.unmap_unpin(pins);
+                    mm.refund(locked);
+                    return Err(e);
+                }
             }
             ffi::cond_resched();
         }
-        if let Err(e) = res {
-            if done > 0 {
-                self.unmap_unpin(
-                    Range {
-                        start: req.iova.start,
-                        last: req.iova.start + done - 1,
-                    },
-                    req.write,
-                    has_rsvd,
-                );
-                mm.refund(locked);
-            }
-            return Err(e);
-        }
-        Ok((locked, has_rsvd))
+        Ok((pins, locked))
     }
 }
 
@@ -425,14 +274,12 @@ impl Container {
         inner.may_map(req.iova)?;
         let mm = Mm::current()?;
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?;
-        let (locked, has_rsvd) = inner.pin_map(&req, &mm)?;
+        let (pins, locked) = inner.pin_map(&req, &mm)?;
         let mut dma = Dma {
             iova: req.iova,
-            read: req.read,
-            write: req.write,
+            pins,
             mm,
             locked,
-            has_rsvd,
             vaddr_invalid: false,
             dirty: KVVec::new(),
         };
