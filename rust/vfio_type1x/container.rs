@@ -5,18 +5,21 @@
 //! MSI aperture so that ITS doorbells are mapped when vfio-pci sets up
 //! MSI/MSI-X vectors.
 //!
-//! Lifetime: a container is an [`Arc`]. VFIO holds a [`Handle`] that gives
-//! out references until `release`, the registry holds one, and every ioctl
-//! in flight one, so a container VFIO releases under a running ioctl stays
-//! allocated until that ioctl returns; `release` empties it (unmaps, unpins,
-//! frees the domains) under its mutex, after which calls that need a domain
-//! fail.
+//! Lifetime: VFIO reads a container's `iommu_data` and calls our ioctl
+//! without a lock, while the last group's detach may call `release` on
+//! another thread (upstream's own backend has that use-after-free). So the
+//! [`Container`] VFIO holds stays allocated until module exit, in the
+//! registry: `release` takes its state ([`Inner`]: mappings, domains,
+//! ranges) out from under its mutex and frees it, and a call that comes
+//! later finds none and fails with `EINVAL`, as VFIO answers without a
+//! backend. What stays per closed container is the small shell (its number,
+//! its type and the mutex); an ioctl takes no reference, only the mutex, as
+//! upstream's takes `iommu->lock`.
 //!
 //! Locks, in the order they nest: [`CONTAINERS`] (the registry), then a
 //! container's `inner` mutex, then what the IOMMU core and mm take inside
 //! (group mutexes, `mmap_lock` while pinning). `MAP_DMA` holds `inner`
-//! across pinning and mapping, as upstream's `iommu->lock`. A handle's
-//! spinlock is a leaf.
+//! across pinning and mapping, as upstream's `iommu->lock`.
 //!
 //! This file holds the container, its domains and groups, and the MSI
 //! aperture; `container/dma.rs` the mappings (`MAP_DMA`, `UNMAP_DMA`, dirty
@@ -25,7 +28,6 @@
 
 use kernel::{
     new_mutex,
-    new_spinlock,
     page::PAGE_SIZE,
     prelude::*,
     rbtree::{
@@ -37,9 +39,7 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
-        Arc,
-        Mutex,
-        SpinLock, //
+        Mutex, //
     },
     uaccess::{
         UserPtr,
@@ -102,10 +102,9 @@ use isolation::{
     group_isolated, //
 };
 pub(crate) use registry::{
-    drop_handles,
+    drop_containers,
     open_count,
     show_apertures,
-    Handle,
     CONTAINERS, //
 };
 
@@ -307,55 +306,67 @@ pub(crate) struct Info<'a> {
     pub(crate) aperture: Option<(Range, KVec<(u64, u64)>)>,
 }
 
-/// One container.
+/// One container: what VFIO's `iommu_data` points to, from `open` to
+/// module exit (see the module's lifetime notes above).
 #[pin_data(PinnedDrop)]
 pub(crate) struct Container {
     /// Its number in debugfs.
     id: u64,
     /// `VFIO_TYPE1v2_IOMMU` semantics (else `VFIO_TYPE1_IOMMU`).
     pub(crate) v2: bool,
-    /// Groups and domains.
+    /// Groups, domains and mappings, until `release` takes them.
     #[pin]
-    inner: Mutex<Inner>,
+    inner: Mutex<Option<KBox<Inner>>>,
 }
 
 impl Container {
     /// A container of IOMMU type `kind`, numbered `id` in debugfs.
-    fn new(kind: usize, id: u64) -> Result<Arc<Container>> {
+    fn new(kind: usize, id: u64) -> Result<Pin<KBox<Container>>> {
         let v2 = match kind {
             VFIO_TYPE1_IOMMU => false,
             VFIO_TYPE1V2_IOMMU => true,
             _ => return Err(EINVAL),
         };
-        Arc::pin_init(
+        let inner = KBox::new(
+            Inner {
+                domains: Domains::new(),
+                dmas: RBTree::new(),
+                usable: Ranges::new(Range {
+                    start: 0,
+                    last: u64::MAX,
+                }),
+                pgsizes: 0,
+                dma_avail: crate::module_parameters::dma_entry_limit.value() as usize,
+                vaddr_invalid: 0,
+                dirty_tracking: false,
+                aperture: None,
+            },
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        KBox::pin_init(
             try_pin_init!(Container {
                 id,
                 v2,
-                inner <- new_mutex!(
-                    Inner {
-                        domains: Domains::new(),
-                        dmas: RBTree::new(),
-                        usable: Ranges::new(Range { start: 0, last: u64::MAX }),
-                        pgsizes: 0,
-                        dma_avail: crate::module_parameters::dma_entry_limit.value() as usize,
-                        vaddr_invalid: 0,
-                        dirty_tracking: false,
-                        aperture: None,
-                    },
-                    "Container::inner"
-                ),
+                inner <- new_mutex!(Some(inner), "Container::inner"),
             }),
             GFP_KERNEL_ACCOUNT,
         )
     }
 
-    /// `release`: VFIO is done with `this` (its last group detached).
-    /// Unmaps and unpins whatever is left; an ioctl still running keeps the
-    /// memory alive until it returns.
-    fn release(this: Arc<Container>) {
-        let mut inner = this.inner.lock();
-        inner.release_all();
-        inner.domains.clear();
+    /// Not released yet?
+    pub(crate) fn is_live(&self) -> bool {
+        self.inner.lock().is_some()
+    }
+
+    /// `release`: VFIO is done with the container (its last group
+    /// detached). Waits for a running call, takes the state, then unmaps,
+    /// unpins and frees it; later calls find none.
+    pub(crate) fn release(&self) {
+        let inner = self.inner.lock().take();
+        if let Some(mut inner) = inner {
+            inner.release_all();
+            inner.domains.clear();
+        }
     }
 
     /// `attach_group`: checks the isolation policy, then attaches `group` to
@@ -390,7 +401,8 @@ impl Container {
 
         let window = msi_window(&group.regions()?);
 
-        let mut inner = self.inner.lock();
+        let mut guard = self.inner.lock();
+        let inner = guard.as_deref_mut().ok_or(EINVAL)?;
         // Attaching may need to pin (upstream's replay): not while a user
         // address is invalid.
         if inner.vaddr_invalid > 0 {
@@ -517,7 +529,8 @@ impl Container {
     /// domain a fresh one with its cookie at the new base (a domain's cookie
     /// is set once), while no doorbell is mapped.
     pub(crate) fn set_aperture(&self, argsz: u32, flags: u32, iova: u64, size: u64) -> Result {
-        let mut inner = self.inner.lock();
+        let mut guard = self.inner.lock();
+        let inner = guard.as_deref_mut().ok_or(EINVAL)?;
         if inner.hw_msi()? {
             pr_err!("MSI aperture {iova:#x}+{size:#x} refused: the IOMMU has a hardware MSI region, MSIs are not translated\n");
             return Err(EOPNOTSUPP);
@@ -579,7 +592,10 @@ impl Container {
 
     /// `detach_group`.
     pub(crate) fn detach_group(&self, group: &Group) {
-        let mut inner = self.inner.lock();
+        let mut guard = self.inner.lock();
+        let Some(inner) = guard.as_deref_mut() else {
+            return;
+        };
         let Some(di) = inner.domains.position(group) else {
             return;
         };
@@ -594,13 +610,17 @@ impl Container {
 
     /// Do all its domains enforce cache coherency (`VFIO_DMA_CC_IOMMU`)?
     pub(crate) fn cache_coherent(&self) -> bool {
-        self.inner.lock().domains.iter().all(|d| d.coherent())
+        let guard = self.inner.lock();
+        guard
+            .as_deref()
+            .is_some_and(|i| i.domains.iter().all(|d| d.coherent()))
     }
 
     /// Calls `f` with what `VFIO_IOMMU_GET_INFO` reports, read in one hold
     /// of the mutex.
     pub(crate) fn info<R>(&self, f: impl FnOnce(&Info<'_>) -> Result<R>) -> Result<R> {
-        let inner = self.inner.lock();
+        let guard = self.inner.lock();
+        let inner = guard.as_deref().ok_or(EINVAL)?;
         let aperture = match inner.aperture {
             Some(ap) => Some((ap, inner.doorbells()?)),
             None => None,
@@ -617,11 +637,12 @@ impl Container {
 #[pinned_drop]
 impl PinnedDrop for Container {
     fn drop(self: Pin<&mut Self>) {
-        // `release` emptied it; a container dropped without a release (an
-        // `open` whose caller failed) has nothing mapped either. Nothing to
-        // do but make sure.
-        let mut inner = self.inner.lock();
-        inner.release_all();
+        // `release` emptied it; a container dropped without a release (at
+        // module exit, after VFIO released every container) has nothing
+        // mapped either. Nothing to do but make sure.
+        if let Some(inner) = self.inner.lock().as_deref_mut() {
+            inner.release_all();
+        }
     }
 }
 

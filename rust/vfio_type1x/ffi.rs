@@ -19,7 +19,7 @@ use kernel::{
 };
 
 use crate::{
-    container::Handle,
+    container::Container,
     iova::Range, //
 };
 
@@ -709,7 +709,7 @@ impl Drop for Domain {
 /// `data` is writable.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn t1x_rust_open(kind: c_ulong, data: *mut *mut c_void) -> c_int {
-    match Handle::open(kind) {
+    match Container::open(kind) {
         Ok(h) => {
             // SAFETY: the caller gives a writable `data`.
             unsafe { *data = h.cast_mut().cast() };
@@ -719,16 +719,16 @@ pub(crate) unsafe extern "C" fn t1x_rust_open(kind: c_ulong, data: *mut *mut c_v
     }
 }
 
-/// The handle behind VFIO's `data`.
+/// The container behind VFIO's `data`.
 ///
 /// # Safety
 ///
 /// `data` came from `t1x_rust_open`.
-unsafe fn handle<'a>(data: *mut c_void) -> &'a Handle {
-    // SAFETY: per the contract `data` is a handle, and handles stay
-    // allocated until module exit (`drop_handles`), after VFIO has stopped
-    // calling us.
-    unsafe { &*data.cast::<Handle>() }
+unsafe fn container<'a>(data: *mut c_void) -> &'a Container {
+    // SAFETY: per the contract `data` is a container, and containers stay
+    // allocated (pinned) until module exit (`drop_containers`), after VFIO
+    // has stopped calling us.
+    unsafe { &*data.cast::<Container>() }
 }
 
 /// `vfio_iommu_driver_ops.release`.
@@ -739,7 +739,7 @@ unsafe fn handle<'a>(data: *mut c_void) -> &'a Handle {
 #[no_mangle]
 pub(crate) unsafe extern "C" fn t1x_rust_release(data: *mut c_void) {
     // SAFETY: per the contract.
-    unsafe { handle(data) }.release();
+    unsafe { container(data) }.release();
 }
 
 /// `vfio_iommu_driver_ops.ioctl`; `data` is NULL before `open`
@@ -748,8 +748,8 @@ pub(crate) unsafe extern "C" fn t1x_rust_release(data: *mut c_void) {
 /// # Safety
 ///
 /// `data` is NULL or came from `t1x_rust_open`. (VFIO reads it and calls
-/// us without a lock, so `release` may have run meanwhile: the handle then
-/// has no container and the ioctl fails with `EINVAL`, as VFIO's own
+/// us without a lock, so `release` may have run meanwhile: the container
+/// then has no state and the ioctl fails with `EINVAL`, as VFIO's own
 /// answer without a backend.)
 #[no_mangle]
 pub(crate) unsafe extern "C" fn t1x_rust_ioctl(
@@ -757,13 +757,13 @@ pub(crate) unsafe extern "C" fn t1x_rust_ioctl(
     cmd: c_uint,
     arg: c_ulong,
 ) -> c_long {
-    let container = if data.is_null() {
+    let c = if data.is_null() {
         None
     } else {
         // SAFETY: per the contract.
-        unsafe { handle(data) }.get()
+        Some(unsafe { container(data) })
     };
-    crate::ioctl::dispatch(container.as_deref(), cmd, arg)
+    crate::ioctl::dispatch(c, cmd, arg)
 }
 
 /// `vfio_iommu_driver_ops.attach_group`.
@@ -779,9 +779,7 @@ pub(crate) unsafe extern "C" fn t1x_rust_attach_group(
     emulated: c_int,
 ) -> c_int {
     // SAFETY: per the contract.
-    let Some(c) = unsafe { handle(data) }.get() else {
-        return EINVAL.to_errno();
-    };
+    let c = unsafe { container(data) };
     let Some(group) = NonNull::new(group) else {
         return EINVAL.to_errno();
     };
@@ -800,9 +798,7 @@ pub(crate) unsafe extern "C" fn t1x_rust_attach_group(
 #[no_mangle]
 pub(crate) unsafe extern "C" fn t1x_rust_detach_group(data: *mut c_void, group: *mut RawGroup) {
     // SAFETY: per the contract.
-    let Some(c) = unsafe { handle(data) }.get() else {
-        return;
-    };
+    let c = unsafe { container(data) };
     if let Some(group) = NonNull::new(group) {
         // INVARIANT: VFIO keeps the group live until this returns.
         c.detach_group(&Group(group));

@@ -92,6 +92,8 @@ pub(crate) fn dispatch(container: Option<&Container>, cmd: c_uint, arg: c_ulong)
 /// `VFIO_CHECK_EXTENSION`, on a container this backend serves or (`None`)
 /// before the container has a backend, when VFIO asks every driver.
 fn check_extension(c: Option<&Container>, arg: c_ulong) -> c_long {
+    // A released container answers as one without a backend.
+    let c = c.filter(|c| c.is_live());
     // Would a type1 container be ours?
     let serves = c.is_some() || crate::module_parameters::serve_type1.value();
     let yes = match arg {

@@ -89,7 +89,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         ffi::unregister();
         // No container is left: VFIO holds the module while one exists.
-        container::drop_handles();
+        container::drop_containers();
     }
 }
 

@@ -254,7 +254,8 @@ impl Container {
     /// With `VFIO_DMA_MAP_FLAG_VADDR`, gives an invalidated mapping its new
     /// user address instead.
     pub(crate) fn map(&self, m: &DmaMap) -> Result {
-        let mut inner = self.inner.lock();
+        let mut guard = self.inner.lock();
+        let inner = guard.as_deref_mut().ok_or(EINVAL)?;
         let req = dma_args::check_map(
             m.argsz,
             m.flags,
@@ -309,7 +310,8 @@ impl Container {
         size: u64,
         bitmap: Option<UserBitmap>,
     ) -> Result<u64> {
-        let mut inner = self.inner.lock();
+        let mut guard = self.inner.lock();
+        let inner = guard.as_deref_mut().ok_or(EINVAL)?;
         let pgsize = inner.min_pgsize();
         let range = dma_args::check_unmap(argsz, flags, iova, size, pgsize).map_err(refusal)?;
         if let Some(b) = &bitmap {
@@ -350,7 +352,8 @@ impl Container {
 
     /// `VFIO_IOMMU_DIRTY_PAGES`.
     pub(crate) fn dirty_pages(&self, op: dirty::DirtyOp, get: Option<GetBitmap>) -> Result {
-        let mut inner = self.inner.lock();
+        let mut guard = self.inner.lock();
+        let inner = guard.as_deref_mut().ok_or(EINVAL)?;
         match op {
             dirty::DirtyOp::Start => {
                 if !inner.dirty_tracking {

@@ -9,80 +9,45 @@ kernel::sync::global_lock! {
     // SAFETY: `init` is called in the module initialiser, before a container
     // can exist.
     pub(crate) unsafe(uninit) static CONTAINERS: Mutex<Registry> = Registry {
-        handles: KVec::new(),
+        containers: KVec::new(),
         next_id: 0,
     };
 }
 
-/// Every [`Handle`] VFIO was given, until module exit; those that still
-/// hold a container are the containers alive now (debugfs).
+/// Every [`Container`] VFIO was given, until module exit; those not
+/// released yet are the containers alive now (debugfs).
 pub(crate) struct Registry {
-    handles: KVec<Pin<KBox<Handle>>>,
+    containers: KVec<Pin<KBox<Container>>>,
     next_id: u64,
 }
 
-/// What VFIO holds as a container's `iommu_data`.
-///
-/// VFIO reads `iommu_data` and calls our ioctl without a lock, while the
-/// last group's detach may call `release` on another thread: a reference
-/// taken in our ioctl would come too late if `data` were the container
-/// itself. So `data` is a handle that stays allocated until the module
-/// exits (one small object per container opened) and gives out references
-/// to its container until `release` takes it away.
-#[pin_data]
-pub(crate) struct Handle {
-    /// The container, until `release`. A leaf lock.
-    #[pin]
-    container: SpinLock<Option<Arc<Container>>>,
-}
-
-impl Handle {
-    /// `open`: a new container of IOMMU type `kind` and its handle, which
-    /// lives until [`drop_handles`].
-    pub(crate) fn open(kind: usize) -> Result<*const Handle> {
+impl Container {
+    /// `open`: a new container of IOMMU type `kind`, which stays allocated
+    /// until [`drop_containers`].
+    pub(crate) fn open(kind: usize) -> Result<*const Container> {
         let mut reg = CONTAINERS.lock();
-        reg.handles.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        reg.containers.reserve(1, GFP_KERNEL_ACCOUNT)?;
         let c = Container::new(kind, reg.next_id)?;
-        let h = KBox::pin_init(
-            pin_init!(Handle {
-                container <- new_spinlock!(Some(c), "Handle::container"),
-            }),
-            GFP_KERNEL_ACCOUNT,
-        )?;
-        let p: *const Handle = &*h;
+        let p: *const Container = &*c;
         // Room was reserved above.
-        reg.handles.push_within_capacity(h).map_err(|_| ENOMEM)?;
+        reg.containers.push_within_capacity(c).map_err(|_| ENOMEM)?;
         reg.next_id += 1;
         SERVED.fetch_add(1, Relaxed);
         Ok(p)
     }
-
-    /// A reference to the container, unless it was released.
-    pub(crate) fn get(&self) -> Option<Arc<Container>> {
-        self.container.lock().clone()
-    }
-
-    /// `release`: the container goes; later calls through the handle find
-    /// none.
-    pub(crate) fn release(&self) {
-        let c = self.container.lock().take();
-        if let Some(c) = c {
-            Container::release(c);
-        }
-    }
 }
 
-/// Frees every handle, at module exit: VFIO released every container (it
+/// Frees every container, at module exit: VFIO released every one (it
 /// holds a module reference while one uses this backend).
-pub(crate) fn drop_handles() {
-    let handles = core::mem::take(&mut CONTAINERS.lock().handles);
-    drop(handles);
+pub(crate) fn drop_containers() {
+    let containers = core::mem::take(&mut CONTAINERS.lock().containers);
+    drop(containers);
 }
 
 /// How many containers are alive now, for debugfs `containers`.
 pub(crate) fn open_count() -> usize {
     let reg = CONTAINERS.lock();
-    reg.handles.iter().filter(|h| h.get().is_some()).count()
+    reg.containers.iter().filter(|c| c.is_live()).count()
 }
 
 /// debugfs `apertures`: one line per container,
@@ -90,9 +55,12 @@ pub(crate) fn open_count() -> usize {
 /// aperture=<iova>+<size>|none doorbells=<iova>-><pa>[,...]|none`.
 pub(crate) fn show_apertures(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     let reg = CONTAINERS.lock();
-    for c in reg.handles.iter().filter_map(|h| h.get()) {
+    for c in reg.containers.iter() {
         let id = c.id;
-        let inner = c.inner.lock();
+        let guard = c.inner.lock();
+        let Some(inner) = guard.as_deref() else {
+            continue;
+        };
         write!(
             f,
             "container={id} type={} groups=",
