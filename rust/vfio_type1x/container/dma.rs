@@ -112,6 +112,31 @@ impl Inner {
         (r.start <= iova).then_some(r)
     }
 
+    /// The IOVA ranges of the mappings containing the first and the last
+    /// IOVA of `r`, if any: one lookup when the first mapping ending at or
+    /// after `r.start` also reaches `r.last` (an unmap of exactly one
+    /// mapping), two otherwise. Upstream looks up both ends.
+    fn dmas_at_ends(&self, r: Range) -> (Option<Range>, Option<Range>) {
+        let Some(d) = self
+            .dmas
+            .cursor_lower_bound(&r.start)
+            .map(|c| c.current().1.iova)
+        else {
+            // No mapping ends at or after `r.start`.
+            return (None, None);
+        };
+        let at_start = (d.start <= r.start).then_some(d);
+        // Keyed by last IOVA: `d` is the first mapping ending at or after
+        // `r.start`; if it ends at or after `r.last` too, it is also the
+        // first ending at or after `r.last`, the only one that can hold it.
+        let at_last = if d.last >= r.last {
+            (d.start <= r.last).then_some(d)
+        } else {
+            self.dma_at(r.last)
+        };
+        (at_start, at_last)
+    }
+
     /// Does any mapping overlap `r`?
     pub(super) fn overlaps(&self, r: Range) -> bool {
         self.first_overlapping(r).is_some()
@@ -320,14 +345,15 @@ impl Container {
             }
         }
         if self.v2 && flags & dma_args::UNMAP_FLAG_ALL == 0 {
-            dma_args::check_no_bisect(range, inner.dma_at(range.start), inner.dma_at(range.last))
-                .map_err(refusal)?;
+            let (at_start, at_last) = inner.dmas_at_ends(range);
+            dma_args::check_no_bisect(range, at_start, at_last).map_err(refusal)?;
         }
         if flags & dma_args::UNMAP_FLAG_VADDR != 0 {
             return inner.invalidate_vaddr(range, self.v2);
         }
         let mut unmapped = 0;
-        loop {
+        let mut more = true;
+        while more {
             let Some(mut c) = inner.dmas.cursor_lower_bound_mut(&range.start) else {
                 break;
             };
@@ -342,7 +368,14 @@ impl Container {
                     .1
                     .report_dirty(b.data, range.start, pgsize.trailing_zeros())?;
             }
-            let (_, node) = c.remove_current();
+            let (next, node) = c.remove_current();
+            // Whether another mapping follows in the range, read now rather
+            // than with another lookup (upstream's `rb_next()`). The cursor
+            // is at the next mapping, else at the previous one.
+            more = next.is_some_and(|n| {
+                let s = n.current().1.iova.start;
+                s > d.last && s <= range.last
+            });
             let (_, dma) = node.to_key_value();
             unmapped += d.last - d.start + 1;
             inner.release_dma(dma);
