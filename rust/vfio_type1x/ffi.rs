@@ -496,7 +496,7 @@ impl Domain {
 
     /// Turns on cache-coherency enforcement where the IOMMU offers it (as
     /// upstream does for every domain); whether it is on.
-    pub(crate) fn enforce_cache_coherency(&self) -> bool {
+    fn enforce_cache_coherency(&self) -> bool {
         // SAFETY: the domain pointer is live (type invariant).
         unsafe { t1x_domain_enforce_cc(self.0.as_ptr()) }
     }
