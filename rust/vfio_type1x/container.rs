@@ -71,6 +71,7 @@ use crate::{
     },
     ffi::{
         self,
+        Attached,
         Domain,
         Domains,
         Group,
@@ -245,14 +246,17 @@ impl Inner {
 
     /// The doorbell pages mapped in the aperture now (see [`doorbells`]).
     fn doorbells(&self) -> Result<KVec<(u64, u64)>> {
-        doorbells(&self.domains, self.aperture)
+        doorbells(self.domains.iter().map(Attached::domain), self.aperture)
     }
 }
 
 /// The doorbell pages `domains` map in `aperture`, `(iova, phys)`, in IOVA
 /// order. The MSI cookie hands out pages upwards from the base, so the scan
 /// stops at the first unmapped page.
-fn doorbells(domains: &Domains, aperture: Option<Range>) -> Result<KVec<(u64, u64)>> {
+fn doorbells<'a>(
+    domains: impl Iterator<Item = &'a Domain> + Clone,
+    aperture: Option<Range>,
+) -> Result<KVec<(u64, u64)>> {
     let mut out = KVec::new();
     let Some(ap) = aperture else {
         return Ok(out);
@@ -260,8 +264,8 @@ fn doorbells(domains: &Domains, aperture: Option<Range>) -> Result<KVec<(u64, u6
     let mut iova = ap.start;
     while iova <= ap.last {
         let mut found = false;
-        for d in domains.iter() {
-            if let Some(pa) = d.domain().iova_to_phys(iova) {
+        for d in domains.clone() {
+            if let Some(pa) = d.iova_to_phys(iova) {
                 found = true;
                 let page = pa & !(PAGE - 1);
                 if !out.contains(&(iova, page)) {
@@ -564,20 +568,20 @@ impl Container {
             fresh.push(Self::prepared_domain(&inner, first, Some(new))?, GFP_KERNEL)?;
         }
         // Move every group, all or nothing. vfio-pci maps a doorbell under
-        // the group's mutex, not ours: a vector set up while the groups
-        // moved got its doorbell in an old domain, with an old-aperture
-        // address. Then the old domains stay. (Not knowing counts as a
-        // failure too: the groups go back.)
+        // the group's mutex, not ours: a vector set up since the check above
+        // got its doorbell in an old domain, at an old-aperture address its
+        // MSI message now carries. Then the old domains stay. (Not knowing
+        // counts as a failure too: the groups go back.)
         let old_ap = inner.aperture;
         let res = inner
             .domains
-            .rebuild(fresh, |d| match doorbells(d, old_ap) {
+            .rebuild(fresh, |old| match doorbells(old.iter(), old_ap) {
                 Ok(d) if d.is_empty() => Ok(()),
                 Ok(_) => Err(EBUSY),
                 Err(e) => Err(e),
             });
         if let Err(e) = res {
-            pr_err!("MSI aperture {iova:#x}+{size:#x} refused: moving the groups failed ({e:?}); nothing changed\n");
+            pr_err!("MSI aperture {iova:#x}+{size:#x} refused ({e:?}): a group could not move, or a vector was set up meanwhile; nothing changed\n");
             return Err(e);
         }
         let old = inner.aperture.replace(new);

@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <linux/capability.h>
 #include <unistd.h>
 
@@ -1342,6 +1343,158 @@ TEST_F_TIMEOUT(t1x, aperture_move_racing_msi_setup_leaks_no_lpi, 180)
 	/* edu's MSI domain goes with its driver: every event ID must be free. */
 	ASSERT_EQ(0, bind_vfio(self->edu));
 	EXPECT_FALSE(klog_has("its_msi_teardown"));
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+struct window_racer {
+	int container, dev, efd;
+	pthread_barrier_t *go;
+	uint64_t delay_ns;
+	int moved, enabled;
+	uint64_t move_start, move_end, enable_start, enable_end;
+};
+
+/* Moves the aperture to 0x9000000 once, timing the call. */
+static void *window_mover(void *arg)
+{
+	struct window_racer *r = arg;
+
+	pthread_barrier_wait(r->go);
+	r->move_start = now_ns();
+	r->moved = set_aperture(r->container, 0x9000000, 0x100000, 0,
+				sizeof(struct vfio_type1x_msi_aperture));
+	r->move_end = now_ns();
+	return NULL;
+}
+
+/* After delay_ns, enables edu's MSI on r->efd and leaves it enabled. */
+static void *window_enabler(void *arg)
+{
+	char irqbuf[sizeof(struct vfio_irq_set) + sizeof(int)];
+	struct vfio_irq_set *irq = (void *)irqbuf;
+	struct window_racer *r = arg;
+	struct timespec d;
+
+	irq->argsz = sizeof(irqbuf);
+	irq->index = VFIO_PCI_MSI_IRQ_INDEX;
+	irq->start = 0;
+	irq->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	irq->count = 1;
+	memcpy(irq->data, &r->efd, sizeof(r->efd));
+	d.tv_sec = r->delay_ns / 1000000000ull;
+	d.tv_nsec = r->delay_ns % 1000000000ull;
+	pthread_barrier_wait(r->go);
+	nanosleep(&d, NULL);
+	r->enable_start = now_ns();
+	r->enabled = ioctl(r->dev, VFIO_DEVICE_SET_IRQS, irq) ? -errno : 0;
+	r->enable_end = now_ns();
+	return NULL;
+}
+
+/*
+ * An MSI enabled while VFIO_TYPE1X_SET_MSI_APERTURE builds the new domains
+ * gets its doorbell in an old domain, at an old-aperture IOVA, under the
+ * group's mutex and not the container's. Such a move must fail with EBUSY
+ * and leave the groups where they were: after any round, a vector that was
+ * enabled must deliver edu's interrupt, and GET_INFO must report its
+ * doorbell inside the aperture the container has. 64 MiB of mappings make
+ * the replay into the new domain take long enough for the enable to land
+ * inside it; the enable's delay sweeps the measured length of a move.
+ */
+TEST_F_TIMEOUT(t1x, msi_enabled_during_aperture_move_still_lands, 300)
+{
+	struct vfio_region_info reg = { .argsz = sizeof(reg), .index = VFIO_PCI_BAR0_REGION_INDEX };
+	const size_t size = 64 << 20;
+	static char buf[4096];
+	unsigned int round, inside = 0, busy = 0, rounds = 16;
+	uint64_t move_ns = 0;
+	char *mem;
+
+	ASSERT_EQ(0, mod_load("/armsi/modules/vfio_type1x.ko", "serve_type1=1"));
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	memset(mem, 1, size);
+	for (round = 0; round <= rounds; round++) {
+		struct vfio_iommu_type1x_info_cap_msi_aperture *ap;
+		struct window_racer r = {};
+		struct vfio_iommu_type1_info *info;
+		volatile uint32_t *bar;
+		pthread_barrier_t go;
+		struct pollfd pfd;
+		pthread_t a, b;
+		uint64_t count;
+
+		SETUP_OR_SKIP(&self->v, self->group, VFIO_TYPE1v2_IOMMU);
+		ASSERT_EQ(0, map_dma(self->v.container, (uint64_t)mem, 0x40000000, size, RW, MAPSZ));
+		if (round == 0) {
+			/* Time a move alone: the sweep's length. */
+			uint64_t t = now_ns();
+
+			ASSERT_EQ(0, set_aperture(self->v.container, 0x9000000, 0x100000, 0,
+						  sizeof(struct vfio_type1x_msi_aperture)));
+			move_ns = now_ns() - t;
+			TH_LOG("a move with 64 MiB mapped takes %llu us",
+			       (unsigned long long)move_ns / 1000);
+			vfio_teardown(&self->v);
+			continue;
+		}
+		r.dev = ioctl(self->v.group, VFIO_GROUP_GET_DEVICE_FD, self->edu);
+		ASSERT_LE(0, r.dev);
+		ASSERT_EQ(0, enable_bus_master(r.dev));
+		ASSERT_EQ(0, ioctl(r.dev, VFIO_DEVICE_GET_REGION_INFO, &reg));
+		bar = mmap(NULL, reg.size, PROT_READ | PROT_WRITE, MAP_SHARED, r.dev, reg.offset);
+		ASSERT_NE(MAP_FAILED, bar);
+		r.efd = eventfd(0, EFD_NONBLOCK);
+		ASSERT_LE(0, r.efd);
+		r.container = self->v.container;
+		r.delay_ns = move_ns * (round - 1) / rounds;
+		r.go = &go;
+		ASSERT_EQ(0, pthread_barrier_init(&go, NULL, 2));
+		ASSERT_EQ(0, pthread_create(&a, NULL, window_mover, &r));
+		ASSERT_EQ(0, pthread_create(&b, NULL, window_enabler, &r));
+		pthread_join(a, NULL);
+		pthread_join(b, NULL);
+		pthread_barrier_destroy(&go);
+		EXPECT_TRUE(r.moved == 0 || r.moved == -EBUSY) TH_LOG("round %u: %d", round, r.moved);
+		if (r.enable_start > r.move_start && r.enable_end < r.move_end)
+			inside++;
+		if (r.moved == -EBUSY)
+			busy++;
+		if (r.enabled == 0) {
+			/* edu: 0x60 raises its interrupt, 0x64 acknowledges it. */
+			bar[0x60 / 4] = 0x1;
+			pfd.fd = r.efd;
+			pfd.events = POLLIN;
+			EXPECT_EQ(1, poll(&pfd, 1, 3000))
+				TH_LOG("round %u: the move returned %d, then no MSI", round, r.moved);
+			if (read(r.efd, &count, sizeof(count)) != sizeof(count))
+				count = 0;
+			bar[0x64 / 4] = 0x1;
+			info = get_info(self->v.container, buf, sizeof(buf));
+			ap = info ? aperture_cap(info) : NULL;
+			ASSERT_NE(NULL, ap);
+			EXPECT_EQ(r.moved ? 0x8000000 : 0x9000000, ap->iova);
+			EXPECT_EQ(1, ap->nr_doorbells) TH_LOG("round %u: move %d", round, r.moved);
+			if (ap->nr_doorbells == 1)
+				EXPECT_EQ(ap->iova, ap->doorbells[0].iova);
+		}
+		munmap((void *)bar, reg.size);
+		close(r.efd);
+		close(r.dev);
+		vfio_teardown(&self->v);
+	}
+	TH_LOG("%u rounds: %u enables inside a move, %u moves refused with EBUSY", rounds,
+	       inside, busy);
+	/* The sweep must have hit the window, or the test showed nothing. */
+	EXPECT_LT(0, inside);
+	munmap(mem, size);
 }
 
 TEST_HARNESS_MAIN

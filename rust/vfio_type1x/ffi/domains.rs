@@ -384,13 +384,14 @@ impl Domains {
     }
 
     /// Moves every domain's groups to its replica in `fresh` (one per
-    /// domain, in order), then runs `check`; all or nothing: when a move or
-    /// the check fails, the groups go back and `fresh` is freed. The old
-    /// domains are freed on success.
+    /// domain, in order), then runs `check` on the old domains, which no
+    /// group uses any more; all or nothing: when a move or the check fails,
+    /// the groups go back and `fresh` is freed. The old domains are freed on
+    /// success.
     pub(crate) fn rebuild(
         &mut self,
         fresh: KVec<Replica>,
-        check: impl FnOnce(&Domains) -> Result,
+        check: impl FnOnce(&[Domain]) -> Result,
     ) -> Result {
         if fresh.len() != self.list.len() || !fresh.iter().all(|r| self.current(r)) {
             return Err(EAGAIN);
@@ -410,7 +411,7 @@ impl Domains {
             }
         }
         if res.is_ok() {
-            res = check(self);
+            res = check(&old);
         }
         if let Err(e) = res {
             for (d, o) in self.list.iter_mut().zip(old) {
