@@ -168,6 +168,27 @@ TEST_F(module, load_unload_10x)
 	}
 }
 
+/* Do the comma-separated lists @a and @b name the same modules, in any order? */
+static int same_modules(const char *a, const char *b)
+{
+	int n = 0, m = 0;
+	const char *p;
+
+	for (p = a; *p; p += strcspn(p, ","), p += !!*p) {
+		size_t len = strcspn(p, ",");
+		const char *q = b;
+
+		n++;
+		while (*q && !(strncmp(q, p, len) == 0 && (q[len] == ',' || !q[len])))
+			q += strcspn(q, ","), q += !!*q;
+		if (!*q)
+			return 0;
+	}
+	for (p = b; *p; p += strcspn(p, ","), p += !!*p)
+		m++;
+	return n == m;
+}
+
 TEST_F(module, modinfo)
 {
 	struct utsname u;
@@ -190,10 +211,11 @@ TEST_F(module, modinfo)
 	ASSERT_NE(NULL, v);
 	EXPECT_NE(0, strlen(v));
 
-	/* What modprobe loads first (depmod reads this). */
+	/* What modprobe loads first (depmod reads this; modpost's order). */
 	v = modinfo_get(info, len, "depends");
 	ASSERT_NE(NULL, v);
-	EXPECT_STREQ(variant->depends, v);
+	EXPECT_TRUE(same_modules(variant->depends, v))
+		TH_LOG("depends=%s, expected %s", v, variant->depends);
 
 	v = modinfo_get(info, len, "description");
 	ASSERT_NE(NULL, v);
