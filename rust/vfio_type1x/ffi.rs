@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The module's only FFI: the C shim in `shim.c`, declared by hand from
-//! `include/armsi/vfio_type1x_shim.h` and wrapped in safe functions, and the
-//! `t1x_rust_*` entry points the shim's VFIO ops call.
+//! The module's only FFI, wrapped in safe functions and types: the IOMMU,
+//! device and mm calls the kernel crate binds (`kernel::bindings`), the C
+//! shim in `shim.c` for what it does not (declared by hand from
+//! `include/armsi/vfio_type1x_shim.h`), and the `t1x_rust_*` entry points
+//! the shim's VFIO ops call.
 
 use core::ptr::NonNull;
 
 use kernel::{
+    bindings,
     ffi::{
         c_char,
         c_int,
@@ -15,7 +18,9 @@ use kernel::{
         c_ulong,
         c_void, //
     },
+    mm,
     prelude::*,
+    sync::aref::ARef,
 };
 
 use crate::{
@@ -31,29 +36,16 @@ pub(crate) use domains::{
     Replica, //
 };
 
-/// Opaque `struct iommu_domain`.
-#[repr(C)]
-pub(crate) struct RawDomain {
-    _private: [u8; 0],
-}
+type RawDomain = bindings::iommu_domain;
+type RawGroup = bindings::iommu_group;
+type RawDevice = bindings::device;
 
-/// Opaque `struct iommu_group`.
-#[repr(C)]
-pub(crate) struct RawGroup {
-    _private: [u8; 0],
-}
+/// The page size, as the IOMMU API's sizes.
+const PAGE: u64 = kernel::page::PAGE_SIZE as u64;
 
-/// Opaque `struct device`.
-#[repr(C)]
-pub(crate) struct RawDevice {
-    _private: [u8; 0],
-}
-
-/// Opaque `struct mm_struct`.
-#[repr(C)]
-pub(crate) struct RawMm {
-    _private: [u8; 0],
-}
+// IOVAs and sizes are `u64` here and `unsigned long`/`size_t` (`usize`) in
+// the IOMMU API: the same width on arm64, the only target.
+kernel::static_assert!(size_of::<usize>() == size_of::<u64>());
 
 /// Mirror of `struct t1x_region`.
 #[repr(C)]
@@ -68,41 +60,27 @@ struct RawRegion {
 // The C's size, which shim.c asserts too.
 kernel::static_assert!(size_of::<RawRegion>() == 24);
 
+// Only pointers to the bound structs cross here; the lint objects to the
+// zero-sized fields bindgen gives some of their members.
+#[expect(improper_ctypes)]
 extern "C" {
     fn t1x_register() -> c_int;
     fn t1x_unregister();
-    fn t1x_domain_alloc(group: *mut RawGroup, out: *mut *mut RawDomain) -> c_int;
-    fn t1x_domain_enforce_cc(domain: *mut RawDomain) -> bool;
     fn t1x_access_ok(addr: u64, size: u64) -> bool;
-    fn t1x_domain_free(domain: *mut RawDomain);
-    fn t1x_domain_attach(domain: *mut RawDomain, group: *mut RawGroup) -> c_int;
-    fn t1x_domain_detach(domain: *mut RawDomain, group: *mut RawGroup);
-    fn t1x_domain_msi_cookie(domain: *mut RawDomain, base: u64) -> c_int;
-    fn t1x_domain_info(domain: *mut RawDomain, start: *mut u64, end: *mut u64, pgsizes: *mut u64);
-    fn t1x_group_id(group: *mut RawGroup) -> c_int;
     fn t1x_group_regions(group: *mut RawGroup, out: *mut RawRegion, max: u32) -> c_int;
-    fn t1x_group_devices(group: *mut RawGroup, out: *mut *mut RawDevice, max: u32) -> c_int;
-    fn t1x_put_device(dev: *mut RawDevice);
-    fn t1x_dev_name(dev: *mut RawDevice) -> *const c_char;
-    fn t1x_device_msi_query(dev: *mut RawDevice, why: *mut c_char, len: usize) -> c_int;
+    fn t1x_device_doorbell(dev: *mut RawDevice, doorbell: *mut u64) -> c_int;
     fn t1x_device_has_isolated_msi(dev: *mut RawDevice) -> bool;
-    fn t1x_mm_current() -> *mut RawMm;
-    fn t1x_mm_put(mm: *mut RawMm);
-    fn t1x_account(mm: *mut RawMm, npages: u64, inc: c_int) -> c_int;
+    fn t1x_account(mm: *mut bindings::mm_struct, npages: u64, inc: c_int) -> c_int;
     fn t1x_pin(vaddr: u64, npages: u64, write: c_int, pfns: *mut u64, charged: *mut u64) -> c_long;
     fn t1x_pfnmap(vaddr: u64, npages: u64, write: c_int, pfn: *mut u64) -> c_long;
-    fn t1x_unpin(pfn: u64, npages: u64, dirty: c_int, has_rsvd: c_int) -> u64;
-    fn t1x_map(domain: *mut RawDomain, iova: u64, paddr: u64, size: u64, prot: c_int) -> c_int;
-    fn t1x_iova_to_phys(domain: *mut RawDomain, iova: u64) -> u64;
-    fn t1x_mapped_run(domain: *mut RawDomain, iova: u64, last: u64, phys: *mut u64) -> u64;
-    fn t1x_group_doorbells(
-        group: *mut RawGroup,
-        out: *mut u64,
-        max: u32,
-        unknown: *mut u32,
-    ) -> c_int;
-    fn t1x_unmap(domain: *mut RawDomain, iova: u64, size: u64) -> u64;
+    fn t1x_pfn_reserved(pfn: u64) -> bool;
+    fn t1x_unpin(pfn: u64, npages: u64, dirty: c_int);
     fn t1x_cond_resched();
+    // msi_isolation's export (include/armsi/msi_isolation_shim.h), called
+    // directly: this module depends on msi_isolation, which the module
+    // loader keeps loaded while we are. (symbol_get() instead would race
+    // the unload: it can find the module UNFORMED.)
+    fn armsi_msi_isolation_query(dev: *mut RawDevice, why: *mut c_char, len: usize) -> c_int;
 }
 
 /// Lets other tasks run in a long loop (`cond_resched()`).
@@ -114,17 +92,7 @@ pub(crate) fn cond_resched() {
 
 /// A reference to a process's memory (`mmgrab`), for unaccounting locked
 /// pages after the process is gone.
-///
-/// # Invariants
-///
-/// The pointer holds one `mmgrab` reference, dropped by `Drop`.
-pub(crate) struct Mm(NonNull<RawMm>);
-
-// SAFETY: an mm reference may be dropped and used for accounting from any
-// thread.
-unsafe impl Send for Mm {}
-// SAFETY: as above; `Mm` has no interior mutability of its own.
-unsafe impl Sync for Mm {}
+pub(crate) struct Mm(ARef<mm::Mm>);
 
 /// `access_ok()` of `size` bytes of user memory at `addr`.
 pub(crate) fn access_ok(addr: u64, size: u64) -> bool {
@@ -136,35 +104,27 @@ impl Mm {
     /// The calling process's mm; `ENODEV` from a kernel thread, as
     /// upstream's `vfio_pin_pages_remote()`.
     pub(crate) fn current() -> Result<Mm> {
-        // SAFETY: no precondition; the shim takes a reference.
-        let mm = unsafe { t1x_mm_current() };
-        // INVARIANT: a non-NULL return carries the reference.
-        NonNull::new(mm).map(Mm).ok_or(ENODEV)
+        let task = kernel::current!();
+        let mm = task.mm().ok_or(ENODEV)?;
+        Ok(Mm(ARef::from(&**mm)))
     }
 
     /// Charges `npages` locked pages to the mm (`ENOMEM` over
     /// RLIMIT_MEMLOCK).
     pub(crate) fn charge(&self, npages: u64) -> Result {
-        // SAFETY: the mm is referenced (type invariant).
-        kernel::error::to_result(unsafe { t1x_account(self.0.as_ptr(), npages, 1) })
+        // SAFETY: the mm is referenced (`ARef`).
+        kernel::error::to_result(unsafe { t1x_account(self.0.as_raw(), npages, 1) })
     }
 
     /// Is `other` the same mm?
     pub(crate) fn same(&self, other: &Mm) -> bool {
-        self.0 == other.0
+        self.0.as_raw() == other.0.as_raw()
     }
 
     /// Refunds `npages` locked pages.
     pub(crate) fn refund(&self, npages: u64) {
-        // SAFETY: the mm is referenced (type invariant). A refund cannot fail.
-        unsafe { t1x_account(self.0.as_ptr(), npages, 0) };
-    }
-}
-
-impl Drop for Mm {
-    fn drop(&mut self) {
-        // SAFETY: drops the reference the type invariant says we hold.
-        unsafe { t1x_mm_put(self.0.as_ptr()) }
+        // SAFETY: the mm is referenced (`ARef`). A refund cannot fail.
+        unsafe { t1x_account(self.0.as_raw(), npages, 0) };
     }
 }
 
@@ -175,7 +135,7 @@ impl Drop for Mm {
 /// # Invariants
 ///
 /// Each pfn in `pfns` is a page pinned once by `t1x_pin` and not unpinned,
-/// or a reserved page whose pin `t1x_pin` dropped (which `t1x_unpin`
+/// or a reserved page whose pin `t1x_pin` dropped (which [`unpin`]
 /// skips). `charged` of them count against the caller's locked memory.
 ///
 /// [`keep`]: PinnedPages::keep
@@ -215,8 +175,8 @@ impl Drop for PinnedPages {
     fn drop(&mut self) {
         for (pfn, n) in crate::dma_args::contiguous_runs(&self.pfns) {
             // SAFETY: by the type invariant these pages are pinned and ours
-            // (or reserved, which `t1x_unpin` skips).
-            unsafe { t1x_unpin(pfn, n, 0, 1) };
+            // (or reserved, which `unpin` skips with `has_rsvd`).
+            unsafe { unpin(pfn, n, false, true) };
         }
     }
 }
@@ -303,8 +263,33 @@ pub(crate) fn get_pfns(vaddr: u64, write: bool, npages: u64) -> Result<Pfns> {
 /// are unpinned once. If `has_rsvd` is false, every one of them is pinned:
 /// it came from a [`PinnedPages`] whose pages were all charged.
 unsafe fn unpin(pfn: u64, npages: u64, dirty: bool, has_rsvd: bool) -> u64 {
-    // SAFETY: per the function's contract.
-    unsafe { t1x_unpin(pfn, npages, c_int::from(dirty), c_int::from(has_rsvd)) }
+    let dirty = c_int::from(dirty);
+    if !has_rsvd {
+        // SAFETY: per the function's contract, all pinned and ours.
+        unsafe { t1x_unpin(pfn, npages, dirty) };
+        return npages;
+    }
+    // Upstream's is_invalid_reserved_pfn() test, per page: unpin the runs
+    // of pinned pages, skip device memory and the reserved pages whose pin
+    // `t1x_pin` dropped.
+    let (mut i, mut done) = (0, 0);
+    while i < npages {
+        let mut run = 0;
+        // SAFETY: only looks the pfn up.
+        while i + run < npages && !unsafe { t1x_pfn_reserved(pfn + i + run) } {
+            run += 1;
+        }
+        if run == 0 {
+            i += 1;
+            continue;
+        }
+        // SAFETY: per the function's contract; these have struct pages and
+        // are not reserved, so `t1x_pin` left them pinned.
+        unsafe { t1x_unpin(pfn + i, run, dirty) };
+        done += run;
+        i += run;
+    }
+    done
 }
 
 /// Calls `fill(out, max)` with room for `max` entries until everything fits;
@@ -367,7 +352,7 @@ impl Group {
     /// The group's number.
     pub(crate) fn id(&self) -> i32 {
         // SAFETY: by the type invariant the group is live.
-        unsafe { t1x_group_id(self.0.as_ptr()) }
+        unsafe { bindings::iommu_group_id(self.0.as_ptr()) }
     }
 
     /// The group's reserved regions, as `(range, type)` with type a
@@ -389,52 +374,79 @@ impl Group {
     /// devices use, and how many devices have an MSI domain whose doorbell
     /// could not be read.
     pub(crate) fn doorbells(&self) -> Result<(KVec<u64>, u32)> {
-        let mut unknown = 0u32;
-        // SAFETY: the group is live (type invariant); `t1x_group_doorbells`
-        // writes at most `max` entries, returns how many exist and writes
-        // the count of unread doorbells to the valid `unknown`.
-        let pages = unsafe {
-            fill_vec(4, |out, max| {
-                t1x_group_doorbells(self.0.as_ptr(), out, max, &mut unknown)
-            })?
-        };
+        let (mut pages, mut unknown) = (KVec::new(), 0u32);
+        for dev in self.devices()?.iter() {
+            match dev.doorbell() {
+                Ok(Some(pa)) => {
+                    let page = pa & !(PAGE - 1);
+                    if !pages.contains(&page) {
+                        pages.push(page, GFP_KERNEL)?;
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => unknown += 1,
+            }
+        }
         Ok((pages, unknown))
     }
 
-    /// The group's devices, each referenced. (The entries are never
-    /// `None`: the type only lets the shim write raw pointers into them.)
-    pub(crate) fn devices(&self) -> Result<KVec<Option<DeviceRef>>> {
-        let mut cap = 4usize;
-        loop {
-            let mut devs = KVec::<Option<DeviceRef>>::with_capacity(cap, GFP_KERNEL)?;
-            let max = u32::try_from(cap).map_err(|_| E2BIG)?;
-            // SAFETY: the group is live (type invariant); `devs` has room for
-            // `max` entries, and `Option<DeviceRef>` has the layout of a
-            // `struct device *` (a `repr(transparent)` `NonNull`), so the
-            // shim writes the first `min(n, max)` of them.
-            let n = unsafe { t1x_group_devices(self.0.as_ptr(), devs.as_mut_ptr().cast(), max) };
-            let n = usize::try_from(n).unwrap_or(0);
-            // SAFETY: the shim initialised the first `min(n, cap)` entries.
-            // INVARIANT: each non-NULL one holds the reference the shim took
-            // for it, and now drops with its `DeviceRef`.
-            unsafe { devs.inc_len(n.min(cap)) };
-            if n <= cap {
-                return Ok(devs);
-            }
-            // The group grew meanwhile: put the references back and ask
-            // again, with room for all.
-            drop(devs);
-            cap = n;
-        }
+    /// The group's devices, each referenced. References, not a callback
+    /// per device: a device's queries read its group's domain under the
+    /// group's mutex, which `iommu_group_for_each_dev()` holds.
+    pub(crate) fn devices(&self) -> Result<KVec<DeviceRef>> {
+        let mut c = Collect {
+            devs: KVec::new(),
+            res: Ok(()),
+        };
+        // SAFETY: the group is live (type invariant); `collect_device` gets
+        // `c`, which outlives the call, as its data.
+        unsafe {
+            bindings::iommu_group_for_each_dev(
+                self.0.as_ptr(),
+                core::ptr::from_mut(&mut c).cast(),
+                Some(collect_device),
+            )
+        };
+        c.res.map(|()| c.devs)
     }
+}
+
+/// What [`collect_device`] collects into.
+struct Collect {
+    devs: KVec<DeviceRef>,
+    res: Result,
+}
+
+/// An `iommu_group_for_each_dev()` callback: adds a reference to `dev` to
+/// the [`Collect`] at `data`; stops (non-zero) when it cannot.
+///
+/// # Safety
+///
+/// `dev` is a live device and `data` an exclusively borrowed [`Collect`].
+unsafe extern "C" fn collect_device(dev: *mut RawDevice, data: *mut c_void) -> c_int {
+    // SAFETY: per the contract.
+    let c = unsafe { &mut *data.cast::<Collect>() };
+    let Some(dev) = NonNull::new(dev) else {
+        return 0;
+    };
+    // Sleeping is allowed: the iterator holds the group's mutex.
+    if let Err(e) = c.devs.reserve(1, GFP_KERNEL) {
+        c.res = Err(e.into());
+        return 1;
+    }
+    // SAFETY: the device is live (contract).
+    unsafe { bindings::get_device(dev.as_ptr()) };
+    // INVARIANT: the reference taken above goes with the `DeviceRef`; room
+    // was reserved, so the push cannot fail.
+    let _ = c.devs.push_within_capacity(DeviceRef(dev));
+    0
 }
 
 /// A referenced `struct device`, put back on `Drop`.
 ///
 /// # Invariants
 ///
-/// The pointer holds one device reference, taken by `t1x_group_devices`.
-#[repr(transparent)]
+/// The pointer holds one device reference, taken by [`Group::devices`].
 pub(crate) struct DeviceRef(NonNull<RawDevice>);
 
 impl DeviceRef {
@@ -442,7 +454,7 @@ impl DeviceRef {
     pub(crate) fn name(&self) -> &CStr {
         // SAFETY: the device is referenced (type invariant), so its name,
         // a NUL-terminated string it owns, lives at least as long as `self`.
-        unsafe { CStr::from_char_ptr(t1x_dev_name(self.0.as_ptr())) }
+        unsafe { CStr::from_char_ptr(bindings::dev_name(self.0.as_ptr())) }
     }
 
     /// msi_isolation's verdict on the device: `Ok(true)` isolated,
@@ -451,8 +463,9 @@ impl DeviceRef {
     pub(crate) fn msi_query(&self, why: &mut [u8]) -> Result<bool> {
         // SAFETY: the device is referenced (type invariant); `why` is
         // writable for its length.
-        let r =
-            unsafe { t1x_device_msi_query(self.0.as_ptr(), why.as_mut_ptr().cast(), why.len()) };
+        let r = unsafe {
+            armsi_msi_isolation_query(self.0.as_ptr(), why.as_mut_ptr().cast(), why.len())
+        };
         kernel::error::to_result(r.min(0))?;
         Ok(r == 1)
     }
@@ -462,12 +475,25 @@ impl DeviceRef {
         // SAFETY: the device is referenced (type invariant).
         unsafe { t1x_device_has_isolated_msi(self.0.as_ptr()) }
     }
+
+    /// The doorbell address of the device's MSI controller (GICv3 ITS
+    /// GITS_TRANSLATER, GICv2m frame); `None` without an MSI domain;
+    /// `ENOENT` for an MSI controller whose doorbell cannot be read (no
+    /// device-tree node, as on ACPI).
+    pub(crate) fn doorbell(&self) -> Result<Option<u64>> {
+        let mut doorbell = 0;
+        // SAFETY: the device is referenced (type invariant); `doorbell` is
+        // writable.
+        let r = unsafe { t1x_device_doorbell(self.0.as_ptr(), &mut doorbell) };
+        kernel::error::to_result(r)?;
+        Ok((r == 1).then_some(doorbell))
+    }
 }
 
 impl Drop for DeviceRef {
     fn drop(&mut self) {
         // SAFETY: drops the reference the type invariant says we hold.
-        unsafe { t1x_put_device(self.0.as_ptr()) }
+        unsafe { bindings::put_device(self.0.as_ptr()) }
     }
 }
 
@@ -475,7 +501,8 @@ impl Drop for DeviceRef {
 ///
 /// # Invariants
 ///
-/// The pointer came from `t1x_domain_alloc` and is freed only by `Drop`.
+/// The pointer came from `iommu_paging_domain_alloc_flags()` and is freed
+/// only by `Drop`.
 pub(crate) struct Domain(NonNull<RawDomain>);
 
 // SAFETY: an iommu_domain may be used from any thread; the IOMMU core and
@@ -487,24 +514,34 @@ unsafe impl Sync for Domain {}
 impl Domain {
     /// Allocates a paging domain for the IOMMU behind `group`.
     pub(crate) fn alloc(group: &Group) -> Result<Domain> {
-        let mut out = core::ptr::null_mut();
-        // SAFETY: the group is live (type invariant) and `out` is writable.
-        kernel::error::to_result(unsafe { t1x_domain_alloc(group.0.as_ptr(), &mut out) })?;
-        // INVARIANT: the shim returned success, so `out` is a new domain.
-        NonNull::new(out).map(Domain).ok_or(ENOMEM)
+        let devs = group.devices()?;
+        let dev = devs.first().ok_or(ENODEV)?;
+        // SAFETY: the device is referenced (`DeviceRef`).
+        let d = unsafe { bindings::iommu_paging_domain_alloc_flags(dev.0.as_ptr(), 0) };
+        let d = kernel::error::from_err_ptr(d)?;
+        // INVARIANT: not an error, so a new domain.
+        NonNull::new(d).map(Domain).ok_or(ENOMEM)
     }
 
     /// Turns on cache-coherency enforcement where the IOMMU offers it (as
     /// upstream does for every domain); whether it is on.
     fn enforce_cache_coherency(&self) -> bool {
-        // SAFETY: the domain pointer is live (type invariant).
-        unsafe { t1x_domain_enforce_cc(self.0.as_ptr()) }
+        let d = self.0.as_ptr();
+        // SAFETY: the domain is live (type invariant); its ops are set at
+        // allocation and never change.
+        let Some(ops) = (unsafe { (*d).ops.as_ref() }) else {
+            return false;
+        };
+        // SAFETY: an ops callback of this domain, called on it.
+        ops.enforce_cache_coherency.is_some_and(|f| unsafe { f(d) })
     }
 
     /// Attaches `group` to the domain.
     pub(crate) fn attach(&self, group: &Group) -> Result {
         // SAFETY: both pointers are live (type invariants).
-        kernel::error::to_result(unsafe { t1x_domain_attach(self.0.as_ptr(), group.0.as_ptr()) })
+        kernel::error::to_result(unsafe {
+            bindings::iommu_attach_group(self.0.as_ptr(), group.0.as_ptr())
+        })
     }
 
     /// Detaches `group`, which then uses its default domain again.
@@ -517,14 +554,14 @@ impl Domain {
     unsafe fn detach(&self, group: &Group) {
         // SAFETY: both pointers are live (type invariants); the caller
         // guarantees `group` is attached here.
-        unsafe { t1x_domain_detach(self.0.as_ptr(), group.0.as_ptr()) }
+        unsafe { bindings::iommu_detach_group(self.0.as_ptr(), group.0.as_ptr()) }
     }
 
     /// Installs the MSI cookie: the doorbells of the devices attached to
     /// this domain are mapped from `base` on when their vectors are set up.
     pub(crate) fn msi_cookie(&self, base: u64) -> Result {
         // SAFETY: the domain is live (type invariant).
-        kernel::error::to_result(unsafe { t1x_domain_msi_cookie(self.0.as_ptr(), base) })
+        kernel::error::to_result(unsafe { bindings::iommu_get_msi_cookie(self.0.as_ptr(), base) })
     }
 
     /// Maps `size` bytes at `iova` to physical `paddr`, for the devices of
@@ -535,12 +572,30 @@ impl Domain {
     /// `[paddr, paddr + size)` is memory the caller owns for DMA (pinned user
     /// pages) and keeps, unfreed, until it has unmapped it again.
     unsafe fn map(&self, iova: u64, paddr: u64, size: u64, read: bool, write: bool) -> Result {
-        let prot = c_int::from(read) | (c_int::from(write) << 1);
+        let mut prot = bindings::IOMMU_CACHE;
+        if read {
+            prot |= bindings::IOMMU_READ;
+        }
+        if write {
+            prot |= bindings::IOMMU_WRITE;
+        }
         // SAFETY: the domain is live (type invariant) and the caller owns
         // the memory. The IOMMU core serialises page-table updates; the
         // container's mutex orders ours, and the MSI cookie maps doorbells
-        // only inside the aperture, which no mapping of ours overlaps.
-        kernel::error::to_result(unsafe { t1x_map(self.0.as_ptr(), iova, paddr, size, prot) })
+        // only inside the aperture, which no mapping of ours overlaps. Page
+        // tables are charged to the caller's memcg, as upstream's.
+        kernel::error::to_result(unsafe {
+            bindings::iommu_map(
+                self.0.as_ptr(),
+                // CAST: the same width (asserted above); the prot bits are
+                // small.
+                iova as usize,
+                paddr,
+                size as usize,
+                prot as c_int,
+                bindings::GFP_KERNEL_ACCOUNT,
+            )
+        })
     }
 
     /// Unmaps `size` bytes at `iova` (and waits for the IOTLB); returns the
@@ -548,37 +603,53 @@ impl Domain {
     fn unmap(&self, iova: u64, size: u64) -> u64 {
         // SAFETY: the domain is live (type invariant); unmapping takes
         // access away and frees nothing the CPU uses.
-        unsafe { t1x_unmap(self.0.as_ptr(), iova, size) }
+        // CAST: the same width (asserted above).
+        let done = unsafe { bindings::iommu_unmap(self.0.as_ptr(), iova as usize, size as usize) };
+        // CAST: as above.
+        done as u64
     }
 
     /// The physical address `iova` maps to, if any.
     pub(crate) fn iova_to_phys(&self, iova: u64) -> Option<u64> {
         // SAFETY: the domain is live (type invariant).
-        let pa = unsafe { t1x_iova_to_phys(self.0.as_ptr(), iova) };
+        let pa = unsafe { bindings::iommu_iova_to_phys(self.0.as_ptr(), iova) };
         (pa != 0).then_some(pa)
     }
 
     /// The run of physically contiguous pages mapped from page-aligned
     /// `iova` on, within `[iova, last]`: `(phys, bytes)`, or `None` when
-    /// `iova` is not mapped.
+    /// `iova` is not mapped. The pages are looked up one by one, as
+    /// upstream finds the chunks it unmaps.
     pub(crate) fn mapped_run(&self, iova: u64, last: u64) -> Option<(u64, u64)> {
         if last < iova {
             return None;
         }
-        let mut pa = 0;
-        // SAFETY: the domain is live (type invariant); `pa` is writable;
-        // `last >= iova`, as the shim requires.
-        let len = unsafe { t1x_mapped_run(self.0.as_ptr(), iova, last, &mut pa) };
-        (len != 0).then_some((pa, len))
+        let pa = self.iova_to_phys(iova)?;
+        let mut len = PAGE;
+        // While a next page is in [iova, last] and follows physically.
+        while len <= last - iova && self.iova_to_phys(iova + len) == pa.checked_add(len) {
+            len += PAGE;
+            if (len / PAGE) % 512 == 0 {
+                cond_resched();
+            }
+        }
+        Some((pa, len))
     }
 
     /// The domain's aperture and supported page sizes.
     pub(crate) fn info(&self) -> (Option<Range>, u64) {
-        let (mut start, mut end, mut pgsizes) = (0, 0, 0);
-        // SAFETY: the domain is live (type invariant); the outputs are
-        // writable.
-        unsafe { t1x_domain_info(self.0.as_ptr(), &mut start, &mut end, &mut pgsizes) };
-        (Range::new(start, end), pgsizes)
+        let d = self.0.as_ptr();
+        // SAFETY: the domain is live (type invariant); its geometry and
+        // page sizes are set at allocation and never change.
+        let (start, end, pgsizes) = unsafe {
+            (
+                (*d).geometry.aperture_start,
+                (*d).geometry.aperture_end,
+                (*d).pgsize_bitmap,
+            )
+        };
+        // CAST: the same width (asserted above).
+        (Range::new(start, end), pgsizes as u64)
     }
 }
 
@@ -698,7 +769,7 @@ impl Drop for Attached {
 impl Drop for Domain {
     fn drop(&mut self) {
         // SAFETY: by the type invariant the domain is ours and freed once.
-        unsafe { t1x_domain_free(self.0.as_ptr()) }
+        unsafe { bindings::iommu_domain_free(self.0.as_ptr()) }
     }
 }
 

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C side of vfio_type1x: the VFIO IOMMU driver ops (trampolines into Rust)
- * and thin wrappers of the IOMMU API. No policy lives here.
+ * and what Rust cannot reach through kernel::bindings (macros, static
+ * inlines, the private drivers/vfio/vfio.h); include/armsi/vfio_type1x_shim.h
+ * says why for each. No policy lives here.
  */
 #include <linux/device.h>
 #include <linux/err.h>
@@ -70,78 +72,10 @@ void t1x_unregister(void)
 	vfio_unregister_iommu_driver(&t1x_ops);
 }
 
-static int first_dev(struct device *dev, void *data)
-{
-	struct device **out = data;
-
-	*out = get_device(dev);
-	return 1;
-}
-
-int t1x_domain_alloc(struct iommu_group *group, struct iommu_domain **out)
-{
-	struct device *dev = NULL;
-	struct iommu_domain *d;
-
-	/* The iterator gives a representative device without racing removal. */
-	iommu_group_for_each_dev(group, &dev, first_dev);
-	if (!dev)
-		return -ENODEV;
-	d = iommu_paging_domain_alloc(dev);
-	put_device(dev);
-	if (IS_ERR(d))
-		return PTR_ERR(d);
-	*out = d;
-	return 0;
-}
-
-/*
- * Upstream turns on cache-coherency enforcement (blocking no-snoop) on
- * every domain whose IOMMU can; an ops callback Rust cannot call.
- */
-bool t1x_domain_enforce_cc(struct iommu_domain *domain)
-{
-	return domain->ops->enforce_cache_coherency &&
-	       domain->ops->enforce_cache_coherency(domain);
-}
-
 /* access_ok() is a macro on a __user pointer. */
 bool t1x_access_ok(u64 addr, u64 size)
 {
 	return access_ok(u64_to_user_ptr(addr), size);
-}
-
-void t1x_domain_free(struct iommu_domain *domain)
-{
-	iommu_domain_free(domain);
-}
-
-int t1x_domain_attach(struct iommu_domain *domain, struct iommu_group *group)
-{
-	return iommu_attach_group(domain, group);
-}
-
-void t1x_domain_detach(struct iommu_domain *domain, struct iommu_group *group)
-{
-	iommu_detach_group(domain, group);
-}
-
-int t1x_domain_msi_cookie(struct iommu_domain *domain, u64 base)
-{
-	return iommu_get_msi_cookie(domain, base);
-}
-
-void t1x_domain_info(struct iommu_domain *domain, u64 *aperture_start,
-		     u64 *aperture_end, u64 *pgsize_bitmap)
-{
-	*aperture_start = domain->geometry.aperture_start;
-	*aperture_end = domain->geometry.aperture_end;
-	*pgsize_bitmap = domain->pgsize_bitmap;
-}
-
-int t1x_group_id(struct iommu_group *group)
-{
-	return iommu_group_id(group);
 }
 
 int t1x_group_regions(struct iommu_group *group, struct t1x_region *out, u32 max)
@@ -167,72 +101,9 @@ int t1x_group_regions(struct iommu_group *group, struct t1x_region *out, u32 max
 	return n;
 }
 
-struct dev_list {
-	struct device **out;
-	u32 max;
-	int n;
-};
-
-static int collect_dev(struct device *dev, void *data)
-{
-	struct dev_list *l = data;
-
-	if (l->n < l->max)
-		l->out[l->n] = get_device(dev);
-	l->n++;
-	return 0;
-}
-
-int t1x_group_devices(struct iommu_group *group, struct device **out, u32 max)
-{
-	struct dev_list l = { .out = out, .max = max };
-
-	/*
-	 * References, not a callback per device: the query reads each
-	 * group's domain under the group's mutex, which the iterator holds.
-	 */
-	iommu_group_for_each_dev(group, &l, collect_dev);
-	return l.n;
-}
-
-void t1x_put_device(struct device *dev)
-{
-	put_device(dev);
-}
-
-const char *t1x_dev_name(struct device *dev)
-{
-	return dev_name(dev);
-}
-
-int t1x_device_msi_query(struct device *dev, char *why, size_t len)
-{
-	/*
-	 * A direct call: this module depends on msi_isolation, which the
-	 * module loader keeps loaded while we are. (symbol_get() instead
-	 * would race the unload: it can find the module UNFORMED in
-	 * strong_try_module_get().)
-	 */
-	return armsi_msi_isolation_query(dev, why, len);
-}
-
 bool t1x_device_has_isolated_msi(struct device *dev)
 {
 	return msi_device_has_isolated_msi(dev);
-}
-
-struct mm_struct *t1x_mm_current(void)
-{
-	struct mm_struct *mm = current->mm;
-
-	if (mm)
-		mmgrab(mm);
-	return mm;
-}
-
-void t1x_mm_put(struct mm_struct *mm)
-{
-	mmdrop(mm);
 }
 
 int t1x_account(struct mm_struct *mm, u64 npages, int inc)
@@ -255,8 +126,7 @@ int t1x_account(struct mm_struct *mm, u64 npages, int inc)
 
 #define T1X_PIN_BATCH 512
 
-/* drivers/vfio/vfio_iommu_type1.c's test: no struct page, or a reserved one. */
-static bool t1x_pfn_reserved(unsigned long pfn)
+bool t1x_pfn_reserved(u64 pfn)
 {
 	if (pfn_valid(pfn))
 		return PageReserved(pfn_to_page(pfn));
@@ -343,44 +213,9 @@ out:
 	return ret;
 }
 
-u64 t1x_unpin(u64 pfn, u64 npages, int dirty, int has_rsvd)
+void t1x_unpin(u64 pfn, u64 npages, int dirty)
 {
-	u64 i = 0, done = 0;
-
-	/* Every page pinned: no per-page test, as upstream without has_rsvd. */
-	if (!has_rsvd) {
-		unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
-		return npages;
-	}
-
-	while (i < npages) {
-		u64 run = 0;
-
-		while (i + run < npages && !t1x_pfn_reserved(pfn + i + run))
-			run++;
-		if (run) {
-			unpin_user_page_range_dirty_lock(pfn_to_page(pfn + i), run, dirty);
-			done += run;
-			i += run;
-		} else {
-			/* Device memory, or a reserved page whose pin t1x_pin dropped. */
-			i++;
-		}
-	}
-	return done;
-}
-
-int t1x_map(struct iommu_domain *domain, u64 iova, u64 paddr, u64 size, int prot)
-{
-	int iprot = ((prot & 1) ? IOMMU_READ : 0) | ((prot & 2) ? IOMMU_WRITE : 0);
-
-	/* Page tables are charged to the caller's memcg, as upstream's. */
-	return iommu_map(domain, iova, paddr, size, iprot | IOMMU_CACHE, GFP_KERNEL_ACCOUNT);
-}
-
-u64 t1x_unmap(struct iommu_domain *domain, u64 iova, u64 size)
-{
-	return iommu_unmap(domain, iova, size);
+	unpin_user_page_range_dirty_lock(pfn_to_page(pfn), npages, dirty);
 }
 
 void t1x_cond_resched(void)
@@ -388,63 +223,12 @@ void t1x_cond_resched(void)
 	cond_resched();
 }
 
-u64 t1x_iova_to_phys(struct iommu_domain *domain, u64 iova)
+int t1x_device_doorbell(struct device *dev, u64 *doorbell)
 {
-	return iommu_iova_to_phys(domain, iova);
-}
-
-u64 t1x_mapped_run(struct iommu_domain *domain, u64 iova, u64 last, u64 *phys)
-{
-	phys_addr_t pa = iommu_iova_to_phys(domain, iova);
-	u64 len = PAGE_SIZE;
-
-	if (!pa)
-		return 0;
-	/* While a next page is in [iova, last] and follows physically. */
-	while (len <= last - iova && iommu_iova_to_phys(domain, iova + len) == pa + len) {
-		len += PAGE_SIZE;
-		if (!((len >> PAGE_SHIFT) % T1X_PIN_BATCH))
-			cond_resched();
-	}
-	*phys = pa;
-	return len;
-}
-
-struct doorbells {
-	u64 *out;
-	u32 max;
-	int n;
-	u32 unknown;
-};
-
-static int add_doorbell(struct device *dev, void *data)
-{
-	struct doorbells *db = data;
 	struct device_node *np;
-	u64 doorbell, page;
-	int i;
 
-	if (armsi_msi_doorbell(dev, &np, &doorbell) == ARMSI_MSI_KIND_NONE || !doorbell) {
-		/* An MSI controller we cannot read the doorbell of (ACPI...). */
-		if (dev_get_msi_domain(dev))
-			db->unknown++;
-		return 0;
-	}
-	page = doorbell & PAGE_MASK;
-	for (i = 0; i < db->n && i < db->max; i++)
-		if (db->out[i] == page)
-			return 0;
-	if (db->n < db->max)
-		db->out[db->n] = page;
-	db->n++;
-	return 0;
-}
-
-int t1x_group_doorbells(struct iommu_group *group, u64 *out, u32 max, u32 *unknown)
-{
-	struct doorbells db = { .out = out, .max = max };
-
-	iommu_group_for_each_dev(group, &db, add_doorbell);
-	*unknown = db.unknown;
-	return db.n;
+	if (armsi_msi_doorbell(dev, &np, doorbell) != ARMSI_MSI_KIND_NONE && *doorbell)
+		return 1;
+	/* An MSI controller we cannot read the doorbell of (ACPI...). */
+	return dev_get_msi_domain(dev) ? -ENOENT : 0;
 }

@@ -10,7 +10,7 @@ use super::*;
 /// does not know (not PCI), until one is not isolated; `why` gets the reason
 /// of the last device asked (NUL terminated).
 pub(super) fn group_isolated(group: &Group, why: &mut [u8]) -> Result<bool> {
-    for dev in group.devices()?.iter().flatten() {
+    for dev in group.devices()?.iter() {
         let isolated = match dev.msi_query(why) {
             Err(e) if e == ENODEV => {
                 let isolated = dev.has_isolated_msi();
