@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * C shim of the msi_isolation module: the kernel APIs it needs that the Rust
- * `kernel` crate does not bind. Every function here has a hand-written Rust
+ * C shim of the msi_isolation module: string module parameters (the Rust
+ * module! macro takes integers only), the module's export, and the evidence
+ * walk over every PCI device, which reads through macros and static inlines
+ * (for_each_pci_dev(), pci_name(), dev_get_msi_domain(), the reserved-region
+ * list, armsi_msi_doorbell()) and under the group's mutex (the domain), and
+ * two calls the kernel crate does not bind (of_address_to_resource(),
+ * msi_device_has_isolated_msi()). Every function here has a hand-written Rust
  * prototype in rust/msi_isolation/ffi.rs; keep the two in step (types are
  * fixed-width integers and plain structs only).
  */
@@ -81,14 +86,6 @@ struct armsi_msi_evidence {
  * first @max are written).
  */
 u32 armsi_msi_collect(struct armsi_msi_evidence *out, u32 max);
-
-/**
- * armsi_msi_machine_is_compatible() - does the machine's root node match?
- * @compat: a NUL-terminated compatible string ("linux,dummy-virt")
- *
- * Return: 1 when of_machine_is_compatible(@compat), else 0.
- */
-int armsi_msi_machine_is_compatible(const char *compat);
 
 /* The module parameters (module_param_string, in the shim): NUL terminated. */
 const char *armsi_msi_param_assert(void);

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The module's only FFI: the C shim in `shim.c`, declared by hand from
-//! `include/armsi/msi_isolation_shim.h` and wrapped in safe functions, and
-//! the one Rust function the shim calls back.
+//! `include/armsi/msi_isolation_shim.h` and wrapped in safe functions, the
+//! one Rust function the shim calls back, and `of_machine_compatible_match()`
+//! from `kernel::bindings`.
 
 use kernel::{
+    bindings,
     ffi::{
         c_char,
         c_int, //
@@ -51,7 +53,6 @@ kernel::static_assert!(core::mem::offset_of!(RawEvidence, doorbell) == 208);
 
 extern "C" {
     fn armsi_msi_collect(out: *mut RawEvidence, max: u32) -> u32;
-    fn armsi_msi_machine_is_compatible(compat: *const c_char) -> c_int;
     fn armsi_msi_param_assert() -> *const c_char;
     fn armsi_msi_param_deny() -> *const c_char;
 }
@@ -169,9 +170,12 @@ pub(crate) fn machine_is_compatible(compat: &str) -> bool {
         return false;
     }
     buf[..compat.len()].copy_from_slice(compat.as_bytes());
-    // SAFETY: `buf` is NUL terminated (it was zeroed and `compat` is shorter)
-    // and outlives the call, which only reads it.
-    unsafe { armsi_msi_machine_is_compatible(buf.as_ptr().cast()) != 0 }
+    // `of_machine_is_compatible()`, a static inline, passes this list.
+    let compats = [buf.as_ptr().cast::<c_char>(), core::ptr::null()];
+    // SAFETY: `compats` is a NULL-terminated list of one NUL-terminated
+    // string (`buf` was zeroed and `compat` is shorter); both outlive the
+    // call, which only reads them.
+    unsafe { bindings::of_machine_compatible_match(compats.as_ptr()) }
 }
 
 fn param(p: *const c_char) -> &'static str {

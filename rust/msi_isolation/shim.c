@@ -44,11 +44,6 @@ const char *armsi_msi_param_deny(void)
 	return deny_isolated;
 }
 
-int armsi_msi_machine_is_compatible(const char *compat)
-{
-	return of_machine_is_compatible(compat) ? 1 : 0;
-}
-
 static u8 domain_kind(const struct iommu_domain *d)
 {
 	if (!d)
