@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The module's only FFI: the C shim in `shim.c`, declared by hand from
-//! `include/armsi/kvm_vits_shim.h` and wrapped in safe types ([`Kvm`],
-//! [`Lpi`]), and the `kvits_rs_*` entry points the shim's device ops, MMIO
-//! frame and MSI injection call.
+//! The module's only FFI, declared by hand: the KVM backend helpers
+//! (`include/kvm/arm_vgic.h`, patch 0002, exported to this module alone)
+//! that Rust can call as they are, with the kernel's signatures; the C shim
+//! in `shim.c` (`include/armsi/kvm_vits_shim.h`) for what it cannot: the
+//! backend and its ops tables, the MMIO frame, and the calls that name a
+//! vCPU (`kvm_get_vcpu_by_id()` is a static inline). Both are wrapped in
+//! safe types ([`Kvm`], [`Lpi`], [`VmLock`], [`Frame`]). And the
+//! `kvits_rs_*` entry points the shim's device ops, MMIO frame and MSI
+//! injection call.
 
 use core::ptr::NonNull;
 
@@ -41,29 +46,43 @@ pub(crate) struct RawIrq {
 }
 
 extern "C" {
+    // The shim (`include/armsi/kvm_vits_shim.h`).
     fn kvits_register() -> c_int;
+    fn kvits_unregister();
     fn kvits_place_frame(dev: *mut RawDev, base: u64) -> c_int;
     fn kvits_frame_base(dev: *mut RawDev) -> u64;
-    fn kvits_lock_vm(kvm: *mut RawKvm) -> c_int;
-    fn kvits_unlock_vm(kvm: *mut RawKvm);
-    fn kvits_unregister();
-    fn kvits_read_guest(kvm: *mut RawKvm, gpa: u64, buf: *mut c_void, len: c_ulong) -> c_int;
-    fn kvits_write_guest(kvm: *mut RawKvm, gpa: u64, buf: *const c_void, len: c_ulong) -> c_int;
-    fn kvits_is_visible(kvm: *mut RawKvm, gpa: u64) -> bool;
     fn kvits_vcpu_exists(kvm: *mut RawKvm, vcpu_id: u32) -> bool;
     fn kvits_lpis_enabled(kvm: *mut RawKvm, vcpu_id: u32) -> bool;
-    fn kvits_max_lpis(kvm: *mut RawKvm) -> u32;
     fn kvits_lpi_add(kvm: *mut RawKvm, intid: u32, target: i64, irq: *mut *mut RawIrq) -> c_int;
     fn kvits_lpi_map(kvm: *mut RawKvm, irq: *mut RawIrq, target: i64) -> bool;
-    fn kvits_lpi_release(kvm: *mut RawKvm, irq: *mut RawIrq);
-    fn kvits_lpi_intid(irq: *mut RawIrq) -> u32;
     fn kvits_lpi_set_target(kvm: *mut RawKvm, irq: *mut RawIrq, from: i64, to: u32) -> c_int;
-    fn kvits_lpi_trigger(kvm: *mut RawKvm, irq: *mut RawIrq) -> c_int;
-    fn kvits_lpi_clear(irq: *mut RawIrq);
-    fn kvits_lpi_inv(kvm: *mut RawKvm, irq: *mut RawIrq) -> c_int;
     fn kvits_invall(kvm: *mut RawKvm, vcpu_id: u32);
     fn kvits_movall(kvm: *mut RawKvm, from: u32, to: u32);
-    fn kvits_inject_intid(kvm: *mut RawKvm, intid: u32) -> bool;
+
+    // The kernel's backend helpers (`include/kvm/arm_vgic.h`, patch 0002),
+    // exported to this module alone; `gpa_t` is `u64`.
+    fn kvm_vgic_its_read_guest(
+        kvm: *mut RawKvm,
+        gpa: u64,
+        data: *mut c_void,
+        len: c_ulong,
+    ) -> c_int;
+    fn kvm_vgic_its_write_guest(
+        kvm: *mut RawKvm,
+        gpa: u64,
+        data: *const c_void,
+        len: c_ulong,
+    ) -> c_int;
+    fn kvm_vgic_its_gpa_visible(kvm: *mut RawKvm, gpa: u64) -> bool;
+    fn kvm_vgic_its_lock_vm(kvm: *mut RawKvm) -> c_int;
+    fn kvm_vgic_its_unlock_vm(kvm: *mut RawKvm);
+    fn kvm_vgic_its_max_lpis(kvm: *mut RawKvm) -> u32;
+    fn kvm_vgic_lpi_release(kvm: *mut RawKvm, irq: *mut RawIrq);
+    fn kvm_vgic_lpi_intid(irq: *const RawIrq) -> u32;
+    fn kvm_vgic_lpi_set_pending(kvm: *mut RawKvm, irq: *mut RawIrq);
+    fn kvm_vgic_lpi_clear_pending(irq: *mut RawIrq);
+    fn kvm_vgic_lpi_inv(kvm: *mut RawKvm, irq: *mut RawIrq) -> c_int;
+    fn kvm_vgic_lpi_inject(kvm: *mut RawKvm, intid: u32) -> bool;
 }
 
 /// Register as KVM's ITS backend.
@@ -106,15 +125,17 @@ fn target(t: Option<u32>) -> i64 {
 #[derive(Clone, Copy)]
 pub(crate) struct Kvm(NonNull<RawKvm>);
 
-// SAFETY: `struct kvm` is used from any thread; the shim takes KVM's locks.
+// SAFETY: `struct kvm` is used from any thread; KVM's helpers (and the
+// shim's, which call them) take KVM's locks.
 unsafe impl Send for Kvm {}
 
 impl Kvm {
     /// Locks the VM as the built-in ITS's attributes do (`kvm->lock`, every
     /// vCPU, `config_lock`); `EBUSY` when a vCPU is running.
     pub(crate) fn lock(self) -> Result<VmLock> {
-        // SAFETY: the VM is live (type invariant).
-        to_result(unsafe { kvits_lock_vm(self.0.as_ptr()) })?;
+        // SAFETY: the VM is live (type invariant); on failure
+        // `kvm_vgic_its_lock_vm()` holds nothing.
+        to_result(unsafe { kvm_vgic_its_lock_vm(self.0.as_ptr()) })?;
         // INVARIANT: locked just above.
         Ok(VmLock(self))
     }
@@ -140,17 +161,21 @@ unsafe impl Send for Lpi {}
 impl Kvm {
     pub(crate) fn read_guest(self, gpa: u64, buf: &mut [u8]) -> Result<(), Errno> {
         // SAFETY: by the invariant `self` is live; `buf` is writable for its length.
-        errno(unsafe { kvits_read_guest(self.0.as_ptr(), gpa, buf.as_mut_ptr().cast(), buf.len()) })
+        errno(unsafe {
+            kvm_vgic_its_read_guest(self.0.as_ptr(), gpa, buf.as_mut_ptr().cast(), buf.len())
+        })
     }
 
     pub(crate) fn write_guest(self, gpa: u64, buf: &[u8]) -> Result<(), Errno> {
         // SAFETY: by the invariant `self` is live; `buf` is readable for its length.
-        errno(unsafe { kvits_write_guest(self.0.as_ptr(), gpa, buf.as_ptr().cast(), buf.len()) })
+        errno(unsafe {
+            kvm_vgic_its_write_guest(self.0.as_ptr(), gpa, buf.as_ptr().cast(), buf.len())
+        })
     }
 
     pub(crate) fn is_visible(self, gpa: u64) -> bool {
         // SAFETY: by the invariant `self` is live.
-        unsafe { kvits_is_visible(self.0.as_ptr(), gpa) }
+        unsafe { kvm_vgic_its_gpa_visible(self.0.as_ptr(), gpa) }
     }
 
     pub(crate) fn vcpu_exists(self, vcpu_id: u32) -> bool {
@@ -165,7 +190,7 @@ impl Kvm {
 
     pub(crate) fn max_lpis(self) -> u32 {
         // SAFETY: by the invariant `self` is live.
-        unsafe { kvits_max_lpis(self.0.as_ptr()) }
+        unsafe { kvm_vgic_its_max_lpis(self.0.as_ptr()) }
     }
 
     pub(crate) fn lpi_add(self, intid: u32, t: Option<u32>) -> Result<Lpi, Errno> {
@@ -188,7 +213,7 @@ impl Kvm {
     pub(crate) fn lpi_release(self, lpi: Lpi) {
         // SAFETY: `self` is live; `lpi` is consumed, so its reference, given
         // up here, cannot be used again.
-        unsafe { kvits_lpi_release(self.0.as_ptr(), lpi.0.as_ptr()) }
+        unsafe { kvm_vgic_lpi_release(self.0.as_ptr(), lpi.0.as_ptr()) }
     }
 
     pub(crate) fn lpi_set_target(self, lpi: &Lpi, from: Option<u32>, to: u32) -> Result<(), Errno> {
@@ -196,14 +221,15 @@ impl Kvm {
         errno(unsafe { kvits_lpi_set_target(self.0.as_ptr(), lpi.0.as_ptr(), target(from), to) })
     }
 
-    pub(crate) fn lpi_trigger(self, lpi: &Lpi) -> Result<(), Errno> {
+    /// Make `lpi` pending and queue it to its vCPU; atomic context is fine.
+    pub(crate) fn lpi_trigger(self, lpi: &Lpi) {
         // SAFETY: `self` is live and the caller holds a reference to `lpi`.
-        errno(unsafe { kvits_lpi_trigger(self.0.as_ptr(), lpi.0.as_ptr()) })
+        unsafe { kvm_vgic_lpi_set_pending(self.0.as_ptr(), lpi.0.as_ptr()) }
     }
 
     pub(crate) fn lpi_inv(self, lpi: &Lpi) -> Result<(), Errno> {
         // SAFETY: `self` is live and the caller holds a reference to `lpi`.
-        errno(unsafe { kvits_lpi_inv(self.0.as_ptr(), lpi.0.as_ptr()) })
+        errno(unsafe { kvm_vgic_lpi_inv(self.0.as_ptr(), lpi.0.as_ptr()) })
     }
 
     pub(crate) fn invall(self, vcpu_id: u32) {
@@ -217,22 +243,23 @@ impl Kvm {
     }
 
     /// Make LPI `intid` pending if the VM has it; false if not. Atomic
-    /// context is fine.
+    /// context is fine: the core looks the INTID up in its RCU-protected,
+    /// refcounted LPI table, as for the built-in ITS's translation cache.
     pub(crate) fn inject_intid(self, intid: u32) -> bool {
         // SAFETY: by the invariant `self` is live.
-        unsafe { kvits_inject_intid(self.0.as_ptr(), intid) }
+        unsafe { kvm_vgic_lpi_inject(self.0.as_ptr(), intid) }
     }
 }
 
 impl Lpi {
     pub(crate) fn intid(&self) -> u32 {
         // SAFETY: by the invariant the holder's reference keeps it live.
-        unsafe { kvits_lpi_intid(self.0.as_ptr()) }
+        unsafe { kvm_vgic_lpi_intid(self.0.as_ptr()) }
     }
 
     pub(crate) fn clear(&self) {
         // SAFETY: by the invariant the holder's reference keeps it live.
-        unsafe { kvits_lpi_clear(self.0.as_ptr()) }
+        unsafe { kvm_vgic_lpi_clear_pending(self.0.as_ptr()) }
     }
 }
 
@@ -389,7 +416,7 @@ pub(crate) struct VmLock(Kvm);
 impl Drop for VmLock {
     fn drop(&mut self) {
         // SAFETY: `lock` took the lock this value stands for.
-        unsafe { kvits_unlock_vm(self.0 .0.as_ptr()) }
+        unsafe { kvm_vgic_its_unlock_vm(self.0 .0.as_ptr()) }
     }
 }
 

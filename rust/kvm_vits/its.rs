@@ -3,14 +3,14 @@
 //! One ITS device: the pure model (`model.rs`) behind a mutex, the lock-free
 //! MSI translation cache (`cache.rs`), and the model's [`Env`] over KVM.
 //!
-//! Locking: KVM's `kvm->lock` -> vCPU mutexes -> `config_lock` (taken by the
-//! shim for attributes) -> `queue` -> `model` -> the core's `lpi_xa` lock
-//! and `irq_lock`. `queue` (upstream's `cmd_lock`) serialises the writers
-//! of the command queue and is held while it runs; `model` (upstream's
-//! `its_lock`) is taken per command and not while the command is read from
-//! guest memory, so an MSI that misses the translation cache waits for one
-//! command, not for the queue. The MSI fast path (irqfd, atomic) takes no
-//! lock of ours.
+//! Locking: KVM's `kvm->lock` -> vCPU mutexes -> `config_lock` (taken by
+//! `kvm_vgic_its_lock_vm()` for attributes) -> `queue` -> `model` -> the
+//! core's `lpi_xa` lock and `irq_lock`. `queue` (upstream's `cmd_lock`)
+//! serialises the writers of the command queue and is held while it runs;
+//! `model` (upstream's `its_lock`) is taken per command and not while the
+//! command is read from guest memory, so an MSI that misses the translation
+//! cache waits for one command, not for the queue. The MSI fast path
+//! (irqfd, atomic) takes no lock of ours.
 //!
 //! `REGISTRY` (the debugfs list) nests outside `model`: debugfs reads an
 //! ITS's model under it; nothing takes it holding `queue` or `model`. The
@@ -146,7 +146,8 @@ impl Env for KEnv {
     }
 
     fn lpi_trigger(&mut self, lpi: &Lpi) -> Result<(), Errno> {
-        self.kvm.lpi_trigger(lpi)
+        self.kvm.lpi_trigger(lpi);
+        Ok(())
     }
 
     fn lpi_clear(&mut self, lpi: &Lpi) -> Result<(), Errno> {

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C side of kvm_vits: the KVM ITS backend registration, the device ops and
- * the MMIO frame (trampolines into Rust), and the calls the Rust ITS model
- * makes into KVM (guest memory, vCPUs, LPIs), each through one of the
- * backend helpers the KVM patches export. The ITS logic itself is in Rust;
- * see ffi.rs for the other half.
+ * the MMIO frame (trampolines into Rust), and those calls of the Rust ITS
+ * model into KVM that name a vCPU: kvm_get_vcpu_by_id() is a static inline,
+ * so a vCPU id becomes a struct kvm_vcpu * here, for the backend helper the
+ * KVM patches export. The other helpers (guest memory, LPI references, the
+ * VM lock) ffi.rs declares and calls directly. The ITS logic itself is in
+ * Rust; see ffi.rs for the other half.
  *
  * Needs the KVM ITS backend interface (patches/ in the armsi tree).
  */
@@ -99,28 +101,18 @@ static struct kvits_dev *kvits_vm_lookup(struct kvm *kvm, u64 db)
 	return NULL;
 }
 
+/* --- the model's calls that name a vCPU --------------------------------- */
+
+/*
+ * A vCPU id (-1: none) as the helpers take it: kvm_get_vcpu_by_id() is a
+ * static inline, so Rust cannot look a vCPU up. The helpers that take no
+ * vCPU ffi.rs calls directly.
+ */
 static struct kvm_vcpu *kvits_vcpu(struct kvm *kvm, s64 id)
 {
 	if (id < 0 || id > U32_MAX)
 		return NULL;
 	return kvm_get_vcpu_by_id(kvm, id);
-}
-
-/* --- guest memory, vCPUs ------------------------------------------------ */
-
-int kvits_read_guest(struct kvm *kvm, u64 gpa, void *buf, unsigned long len)
-{
-	return kvm_vgic_its_read_guest(kvm, gpa, buf, len);
-}
-
-int kvits_write_guest(struct kvm *kvm, u64 gpa, const void *buf, unsigned long len)
-{
-	return kvm_vgic_its_write_guest(kvm, gpa, buf, len);
-}
-
-bool kvits_is_visible(struct kvm *kvm, u64 gpa)
-{
-	return kvm_vgic_its_gpa_visible(kvm, gpa);
 }
 
 bool kvits_vcpu_exists(struct kvm *kvm, u32 vcpu_id)
@@ -135,13 +127,7 @@ bool kvits_lpis_enabled(struct kvm *kvm, u32 vcpu_id)
 	return vcpu && kvm_vgic_lpis_enabled(vcpu);
 }
 
-u32 kvits_max_lpis(struct kvm *kvm)
-{
-	return kvm_vgic_its_max_lpis(kvm);
-}
-
-/* --- LPIs: counted references to the core's, through its helpers -------- */
-
+/* Also decodes the ERR_PTR() (IS_ERR() and PTR_ERR() are static inlines). */
 int kvits_lpi_add(struct kvm *kvm, u32 intid, s64 target, struct vgic_irq **out)
 {
 	struct vgic_irq *irq = kvm_vgic_lpi_get(kvm, intid, kvits_vcpu(kvm, target));
@@ -157,16 +143,6 @@ bool kvits_lpi_map(struct kvm *kvm, struct vgic_irq *irq, s64 target)
 	return kvm_vgic_lpi_claim(kvm, irq, kvits_vcpu(kvm, target));
 }
 
-void kvits_lpi_release(struct kvm *kvm, struct vgic_irq *irq)
-{
-	kvm_vgic_lpi_release(kvm, irq);
-}
-
-u32 kvits_lpi_intid(struct vgic_irq *irq)
-{
-	return kvm_vgic_lpi_intid(irq);
-}
-
 int kvits_lpi_set_target(struct kvm *kvm, struct vgic_irq *irq, s64 from, u32 to)
 {
 	struct kvm_vcpu *from_vcpu = kvits_vcpu(kvm, from);
@@ -176,22 +152,6 @@ int kvits_lpi_set_target(struct kvm *kvm, struct vgic_irq *irq, s64 from, u32 to
 		return 0;
 	kvm_vgic_lpi_set_target(irq, from_vcpu, kvits_vcpu(kvm, to));
 	return 0;
-}
-
-int kvits_lpi_trigger(struct kvm *kvm, struct vgic_irq *irq)
-{
-	kvm_vgic_lpi_set_pending(kvm, irq);
-	return 0;
-}
-
-void kvits_lpi_clear(struct vgic_irq *irq)
-{
-	kvm_vgic_lpi_clear_pending(irq);
-}
-
-int kvits_lpi_inv(struct kvm *kvm, struct vgic_irq *irq)
-{
-	return kvm_vgic_lpi_inv(kvm, irq);
 }
 
 void kvits_invall(struct kvm *kvm, u32 vcpu_id)
@@ -206,16 +166,6 @@ void kvits_invall(struct kvm *kvm, u32 vcpu_id)
 void kvits_movall(struct kvm *kvm, u32 from, u32 to)
 {
 	kvm_vgic_lpi_movall(kvm, kvits_vcpu(kvm, from), kvits_vcpu(kvm, to));
-}
-
-/*
- * The MSI fast path, atomic context: make LPI @intid pending if it exists.
- * The translation cache holds INTIDs; the core resolves them through its
- * RCU-protected, refcounted LPI table, as for the built-in ITS's cache.
- */
-bool kvits_inject_intid(struct kvm *kvm, u32 intid)
-{
-	return kvm_vgic_lpi_inject(kvm, intid);
 }
 
 /* --- the MMIO frame ----------------------------------------------------- */
@@ -264,16 +214,6 @@ int kvits_place_frame(struct kvits_dev *kd, u64 addr)
 u64 kvits_frame_base(struct kvits_dev *kd)
 {
 	return READ_ONCE(kd->base);
-}
-
-int kvits_lock_vm(struct kvm *kvm)
-{
-	return kvm_vgic_its_lock_vm(kvm);
-}
-
-void kvits_unlock_vm(struct kvm *kvm)
-{
-	kvm_vgic_its_unlock_vm(kvm);
 }
 
 /* --- device ops --------------------------------------------------------- */
