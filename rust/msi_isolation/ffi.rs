@@ -1,15 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The module's only FFI: the C shim in `shim.c`, declared by hand from
-//! `include/armsi/msi_isolation_shim.h` and wrapped in safe functions, the
-//! one Rust function the shim calls back, and `of_machine_compatible_match()`
-//! from `kernel::bindings`.
+//! The module's only FFI, wrapped in safe functions: the walk over the PCI
+//! devices and what is read of each (`kernel::bindings`, and
+//! `msi_device_has_isolated_msi()` declared by hand); the C shim in
+//! `shim.c` (module parameters, MSI controller), declared by hand from
+//! `include/armsi/msi_isolation_shim.h`; the one Rust function the shim
+//! calls back; and `of_machine_compatible_match()`.
+
+use core::{
+    marker::PhantomData,
+    ptr::{
+        self,
+        NonNull, //
+    },
+};
 
 use kernel::{
     bindings,
     ffi::{
         c_char,
-        c_int, //
+        c_int,
+        c_uint,
+        c_void, //
     },
     prelude::*,
     str::CStr, //
@@ -22,46 +34,52 @@ use crate::verdict::{
     MsiWindow, //
 };
 
+/// Size of a [`Name`], NUL included: longer names are truncated to
+/// `NAME_LEN - 1` bytes, as `strscpy()` into a buffer of this size does.
 const NAME_LEN: usize = 48;
 
-/// Mirror of `struct armsi_msi_evidence`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct RawEvidence {
-    name: [u8; NAME_LEN],
-    iommu: [u8; NAME_LEN],
-    iommu_driver: [u8; NAME_LEN],
-    msi_ctrl_name: [u8; NAME_LEN],
-    vendor: u16,
-    device: u16,
-    iommu_group: i32,
-    domain: u8,
-    msi_ctrl: u8,
-    isolated_msi: u8,
-    pad: u8,
-    doorbell: u64,
-    sw_msi_base: u64,
-    sw_msi_size: u64,
-    hw_msi_base: u64,
-    hw_msi_size: u64,
-}
+// `enum armsi_msi_kind` (include/armsi/msi_doorbell.h), which
+// `armsi_msi_controller()` returns; shim.c asserts the values.
+const MSI_KIND_NONE: c_int = 0;
+const MSI_KIND_ITS: c_int = 1;
+const MSI_KIND_GICV2M: c_int = 2;
 
-// The C layout, which shim.c asserts too: four bytes of padding before
-// `doorbell`.
-kernel::static_assert!(core::mem::size_of::<RawEvidence>() == 248);
-kernel::static_assert!(core::mem::offset_of!(RawEvidence, doorbell) == 208);
+/// `PCI_ANY_ID`, `(~0)`: bindgen makes it an `i32`, `pci_get_device()` takes
+/// it unsigned.
+const PCI_ANY_ID: c_uint = bindings::PCI_ANY_ID as c_uint;
 
+// Only pointers to the bound `struct device` cross here; the lint objects to
+// an empty struct bindgen gives one of the types it reaches.
+#[expect(improper_ctypes)]
 extern "C" {
-    fn armsi_msi_collect(out: *mut RawEvidence, max: u32) -> u32;
     fn armsi_msi_param_assert() -> *const c_char;
     fn armsi_msi_param_deny() -> *const c_char;
+    fn armsi_msi_controller(
+        dev: *mut bindings::device,
+        name: *mut c_char,
+        len: usize,
+        doorbell: *mut u64,
+    ) -> c_int;
+    // kernel/irq/msi.c, EXPORT_SYMBOL_GPL; the kernel crate does not bind it.
+    fn msi_device_has_isolated_msi(dev: *mut bindings::device) -> bool;
 }
 
-/// A NUL-padded name from the shim.
+/// A NUL-padded name, at most `NAME_LEN - 1` bytes.
 #[derive(Clone, Copy)]
 pub(crate) struct Name([u8; NAME_LEN]);
 
 impl Name {
+    const EMPTY: Self = Name([0; NAME_LEN]);
+
+    /// `s`, truncated to `NAME_LEN - 1` bytes as `strscpy()` would.
+    fn new(s: &CStr) -> Self {
+        let b = s.to_bytes();
+        let len = b.len().min(NAME_LEN - 1);
+        let mut n = Self::EMPTY;
+        n.0[..len].copy_from_slice(&b[..len]);
+        n
+    }
+
     /// The name, or `"none"` when empty.
     pub(crate) fn as_str(&self) -> &str {
         let len = self.0.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
@@ -71,6 +89,20 @@ impl Name {
             Err(_) => "?",
         }
     }
+}
+
+/// The [`Name`] of the C string at `p`, empty when `p` is NULL.
+///
+/// # Safety
+///
+/// `p` is NULL or points to a NUL-terminated string valid for the call.
+unsafe fn c_name(p: *const c_char) -> Name {
+    if p.is_null() {
+        return Name::EMPTY;
+    }
+    // SAFETY: `p` is a NUL-terminated string valid for the call (contract),
+    // and the `CStr` does not outlive it.
+    Name::new(unsafe { CStr::from_char_ptr(p) })
 }
 
 /// One PCI device and its evidence.
@@ -91,76 +123,296 @@ pub(crate) struct PciEvidence {
     pub(crate) evidence: Evidence,
 }
 
-impl From<&RawEvidence> for PciEvidence {
-    fn from(r: &RawEvidence) -> Self {
-        let domain = match r.domain {
-            1 => Domain::Blocked,
-            2 => Domain::Identity,
-            3 => Domain::Dma,
-            4 => Domain::Unmanaged,
-            5 => Domain::Other,
-            _ => Domain::None,
+/// Collects the evidence for every PCI device present now.
+pub(crate) fn collect() -> Result<KVec<PciEvidence>> {
+    let mut out = KVec::new();
+    let mut walk = PciWalk::new();
+    while let Some(pdev) = walk.next() {
+        // On error the walk drops its device reference.
+        out.push(pdev.evidence(), GFP_KERNEL)?;
+    }
+    Ok(out)
+}
+
+/// The walk of `for_each_pci_dev()`, in the PCI bus's device order.
+///
+/// # Invariants
+///
+/// `self.0` is NULL (before the first device and after the last) or a PCI
+/// device the walk holds one reference on.
+struct PciWalk(*mut bindings::pci_dev);
+
+impl PciWalk {
+    fn new() -> Self {
+        // INVARIANT: NULL.
+        Self(ptr::null_mut())
+    }
+
+    /// The next PCI device, or `None` at the end.
+    fn next(&mut self) -> Option<PciDev<'_>> {
+        // SAFETY: `self.0` is NULL or a device the walk holds a reference on
+        // (type invariant); `pci_get_device()` drops that reference and
+        // returns the next device with a new one, or NULL at the end. It
+        // may sleep: this runs in process context (debugfs read, query).
+        // INVARIANT: the walk holds the reference returned.
+        self.0 = unsafe { bindings::pci_get_device(PCI_ANY_ID, PCI_ANY_ID, self.0) };
+        // INVARIANT: the `PciDev` borrows the walk, which keeps the reference
+        // until its next `next()` or its drop.
+        NonNull::new(self.0).map(|pdev| PciDev {
+            pdev,
+            _walk: PhantomData,
+        })
+    }
+}
+
+impl Drop for PciWalk {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is NULL, which `pci_dev_put()` ignores, or a device
+        // the walk holds a reference on (type invariant), put here when the
+        // walk stops early.
+        unsafe { bindings::pci_dev_put(self.0) };
+    }
+}
+
+/// A PCI device of a [`PciWalk`].
+///
+/// # Invariants
+///
+/// `pdev` is live: the walk it borrows holds a reference on it.
+struct PciDev<'a> {
+    pdev: NonNull<bindings::pci_dev>,
+    _walk: PhantomData<&'a mut PciWalk>,
+}
+
+impl PciDev<'_> {
+    /// What the kernel says about the device now.
+    fn evidence(&self) -> PciEvidence {
+        let pdev = self.pdev.as_ptr();
+        // SAFETY: the device is live (type invariant); `vendor` and `device`
+        // are set when it is enumerated and never change, and `dev` is
+        // embedded in it.
+        let (vendor, device, dev) =
+            unsafe { ((*pdev).vendor, (*pdev).device, &raw mut (*pdev).dev) };
+        // SAFETY: `dev` is live; `dev_name()` (`pci_name()`) returns its
+        // NUL-terminated name, set once when the device was added.
+        let name = unsafe { c_name(bindings::dev_name(dev)) };
+        let mut probe = Probe {
+            dev,
+            domain: Domain::None,
+            iommu: Name::EMPTY,
+            iommu_driver: Name::EMPTY,
+            sw_msi: (0, 0),
+            hw_msi: (0, 0),
         };
-        let msi_controller = match r.msi_ctrl {
-            1 => MsiController::Its,
-            2 => MsiController::GicV2m,
-            3 => MsiController::Other,
+        // SAFETY: `dev` is live; `iommu_group_get()` returns its group with a
+        // reference, or NULL when it has none.
+        let group = unsafe { bindings::iommu_group_get(dev) };
+        let iommu_group = if group.is_null() {
+            None
+        } else {
+            // SAFETY: `group` is live: the reference taken above is put last.
+            // `iommu_group_for_each_dev()` calls `read_member()` with the
+            // group's mutex held, for each member, and with `probe`, which
+            // nothing else borrows during the call, as its data.
+            let id = unsafe {
+                let id = bindings::iommu_group_id(group);
+                bindings::iommu_group_for_each_dev(
+                    group,
+                    ptr::from_mut(&mut probe).cast(),
+                    Some(read_member),
+                );
+                bindings::iommu_group_put(group);
+                id
+            };
+            u32::try_from(id).ok()
+        };
+
+        let mut msi_node = Name::EMPTY;
+        let mut doorbell = 0u64;
+        // SAFETY: `dev` is live; `msi_node` is writable for its `NAME_LEN`
+        // bytes and `doorbell` for a `u64`, for the call.
+        let kind = unsafe {
+            armsi_msi_controller(dev, msi_node.0.as_mut_ptr().cast(), NAME_LEN, &mut doorbell)
+        };
+        let msi_controller = match kind {
+            MSI_KIND_ITS => MsiController::Its,
+            MSI_KIND_GICV2M => MsiController::GicV2m,
+            // An MSI irq domain, but neither an ITS nor a GICv2m frame on
+            // its path.
+            MSI_KIND_NONE => MsiController::Other,
+            // -ENODEV: no MSI irq domain.
             _ => MsiController::None,
         };
-        let msi_window = if r.sw_msi_size != 0 {
-            MsiWindow::Software {
-                base: r.sw_msi_base,
-                size: r.sw_msi_size,
-            }
-        } else if r.hw_msi_size != 0 {
-            MsiWindow::Hardware {
-                base: r.hw_msi_base,
-                size: r.hw_msi_size,
-            }
-        } else {
-            MsiWindow::None
+        // SAFETY: `dev` is live.
+        let isolated_msi = unsafe { msi_device_has_isolated_msi(dev) };
+
+        // The first SW_MSI region wins over the first MSI region.
+        let msi_window = match (probe.sw_msi, probe.hw_msi) {
+            ((base, size), _) if size != 0 => MsiWindow::Software { base, size },
+            (_, (base, size)) if size != 0 => MsiWindow::Hardware { base, size },
+            _ => MsiWindow::None,
         };
         PciEvidence {
-            name: Name(r.name),
-            iommu: Name(r.iommu),
-            iommu_driver: Name(r.iommu_driver),
-            msi_node: Name(r.msi_ctrl_name),
-            vendor: r.vendor,
-            device: r.device,
+            name,
+            iommu: probe.iommu,
+            iommu_driver: probe.iommu_driver,
+            msi_node,
+            vendor,
+            device,
             evidence: Evidence {
-                iommu_group: u32::try_from(r.iommu_group).ok(),
-                domain,
+                iommu_group,
+                domain: probe.domain,
                 msi_controller,
-                doorbell: (r.doorbell != 0).then_some(r.doorbell),
+                doorbell: (doorbell != 0).then_some(doorbell),
                 msi_window,
-                isolated_msi: r.isolated_msi != 0,
+                isolated_msi,
             },
         }
     }
 }
 
-/// Collects the evidence for every PCI device present now.
-pub(crate) fn collect() -> Result<KVec<PciEvidence>> {
-    let mut cap = 16usize;
-    loop {
-        let mut raw: KVec<RawEvidence> = KVec::with_capacity(cap, GFP_KERNEL)?;
-        let max = u32::try_from(cap).map_err(|_| ENOMEM)?;
-        // SAFETY: `raw` has room for `cap` entries; the shim writes at most
-        // `max == cap` of them and returns how many devices exist.
-        let n = unsafe { armsi_msi_collect(raw.as_mut_ptr(), max) } as usize;
-        if n > cap {
-            // Devices appeared since the last try: retry with room for them.
-            cap = n.next_power_of_two();
-            continue;
-        }
-        // SAFETY: the shim initialised the first `n <= cap` entries.
-        unsafe { raw.inc_len(n) };
-        let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
-        for r in raw.iter() {
-            out.push(PciEvidence::from(r), GFP_KERNEL)?;
-        }
-        return Ok(out);
+/// What [`read_member()`] reads of one device under its group's mutex.
+struct Probe {
+    /// The device to find among the group's members.
+    dev: *mut bindings::device,
+    /// The group's domain for the device.
+    domain: Domain,
+    /// The IOMMU instance's hardware device, empty when unknown.
+    iommu: Name,
+    /// Its driver, empty when unknown.
+    iommu_driver: Name,
+    /// The first `IOMMU_RESV_SW_MSI` region (base, size), size 0 when none.
+    sw_msi: (u64, u64),
+    /// The first `IOMMU_RESV_MSI` region (base, size), size 0 when none.
+    hw_msi: (u64, u64),
+}
+
+/// An `iommu_group_for_each_dev()` callback: when `dev` is the [`Probe`]'s
+/// device, reads its domain, IOMMU instance and reserved MSI regions into it
+/// and stops the walk (returns 1).
+///
+/// Under the group's mutex, with `dev` a member, what `dev->iommu` points to
+/// stays: `iommu_deinit_device()` frees it under this mutex as `dev` leaves
+/// the group, and an IOMMU driver removes its devices from their groups so
+/// (`iommu_device_unregister()`) before it removes the instance's sysfs
+/// device and before it unbinds.
+///
+/// # Safety
+///
+/// Called by `iommu_group_for_each_dev()`: `dev` is a member of the group,
+/// whose mutex is held, and `data` an exclusively borrowed [`Probe`].
+unsafe extern "C" fn read_member(dev: *mut bindings::device, data: *mut c_void) -> c_int {
+    // SAFETY: `data` is an exclusively borrowed `Probe` (contract).
+    let p = unsafe { &mut *data.cast::<Probe>() };
+    if dev != p.dev {
+        return 0;
     }
+    // SAFETY: `dev` is in the group and its mutex is held (contract), as
+    // `iommu_driver_get_domain_for_dev()` requires (lockdep asserts it); the
+    // domain returned stays attached, so allocated, while the mutex is held.
+    p.domain = unsafe {
+        let d = bindings::iommu_driver_get_domain_for_dev(dev);
+        if d.is_null() {
+            Domain::None
+        } else {
+            domain_kind((*d).type_)
+        }
+    };
+    // SAFETY: `dev` is a member and the mutex is held (contract): `dev->iommu`
+    // is NULL or live, and so is the instance it names (see above).
+    let iommu_dev = unsafe {
+        let iommu = (*dev).iommu;
+        if iommu.is_null() {
+            ptr::null_mut()
+        } else {
+            (*iommu).iommu_dev
+        }
+    };
+    if iommu_dev.is_null() {
+        // No IOMMU driver probed it (a VFIO no-IOMMU group): no instance and
+        // no reserved regions to ask for.
+        return 1;
+    }
+    // SAFETY: the instance is registered (see above).
+    let idev = unsafe { (*iommu_dev).dev };
+    if !idev.is_null() {
+        // SAFETY: `idev`, the instance's sysfs class device, is registered
+        // (see above) and holds a reference on its parent, the IOMMU itself
+        // ("9050000.smmuv3"), still bound to its driver (see above):
+        // `dev_name()` returns a NUL-terminated name each device owns, and
+        // `driver->name` is the bound driver's NUL-terminated name.
+        unsafe {
+            let parent = (*idev).parent;
+            let hw = if parent.is_null() { idev } else { parent };
+            p.iommu = c_name(bindings::dev_name(hw));
+            let drv = (*hw).driver;
+            if !drv.is_null() {
+                p.iommu_driver = c_name((*drv).name);
+            }
+        }
+    }
+    // SAFETY: `dev` is a member of the group whose mutex is held (contract),
+    // and it has an IOMMU instance.
+    unsafe { read_msi_regions(dev, p) };
+    1
+}
+
+/// The kind of an IOMMU domain, by its type (`include/linux/iommu.h`).
+fn domain_kind(ty: c_uint) -> Domain {
+    match ty {
+        bindings::IOMMU_DOMAIN_BLOCKED => Domain::Blocked,
+        bindings::IOMMU_DOMAIN_IDENTITY => Domain::Identity,
+        bindings::IOMMU_DOMAIN_DMA | bindings::IOMMU_DOMAIN_DMA_FQ => Domain::Dma,
+        bindings::IOMMU_DOMAIN_UNMANAGED => Domain::Unmanaged,
+        _ => Domain::Other,
+    }
+}
+
+/// Reads `dev`'s first `IOMMU_RESV_SW_MSI` and first `IOMMU_RESV_MSI`
+/// regions (a region of size 0 does not count) into `p`.
+///
+/// # Safety
+///
+/// `dev` is a member of a group whose mutex is held (as in
+/// `iommu_get_group_resv_regions()`), and `dev->iommu->iommu_dev` is set.
+unsafe fn read_msi_regions(dev: *mut bindings::device, p: &mut Probe) {
+    let mut list = bindings::list_head {
+        next: ptr::null_mut(),
+        prev: ptr::null_mut(),
+    };
+    let head: *mut bindings::list_head = &raw mut list;
+    // SAFETY: `head` points to `list`, which stays in place until after
+    // `iommu_put_resv_regions()` below; this is `INIT_LIST_HEAD()`.
+    unsafe {
+        (*head).next = head;
+        (*head).prev = head;
+    }
+    // SAFETY: `dev` has an IOMMU instance, live under the group's mutex
+    // (contract), whose driver appends the regions it allocates to `head`,
+    // an empty list.
+    unsafe { bindings::iommu_get_resv_regions(dev, head) };
+    // SAFETY: `head` is a list of `struct iommu_resv_region`s linked by their
+    // `list` members, which only this function holds, until it puts them.
+    let mut pos = unsafe { (*head).next };
+    while pos != head {
+        // SAFETY: `pos` is the `list` member of a region on the list (see
+        // above), so `container_of!` stays within that region.
+        let (ty, start, length, next) = unsafe {
+            let r = kernel::container_of!(pos, bindings::iommu_resv_region, list);
+            ((*r).type_, (*r).start, (*r).length, (*pos).next)
+        };
+        // Lossless: `usize` is at most 64 bits.
+        let region = (start, length as u64);
+        if ty == bindings::iommu_resv_type_IOMMU_RESV_SW_MSI && p.sw_msi.1 == 0 {
+            p.sw_msi = region;
+        } else if ty == bindings::iommu_resv_type_IOMMU_RESV_MSI && p.hw_msi.1 == 0 {
+            p.hw_msi = region;
+        }
+        pos = next;
+    }
+    // SAFETY: `head` holds the regions `iommu_get_resv_regions()` gave for
+    // `dev`; they are freed here and `head` is not used after.
+    unsafe { bindings::iommu_put_resv_regions(dev, head) };
 }
 
 /// Is the machine's device-tree root compatible with `compat`?
