@@ -66,8 +66,6 @@ int t1x_group_regions(struct iommu_group *group, struct t1x_region *out, u32 max
 
 struct device;
 
-/* msi_device_has_isolated_msi(), a static inline: the IRQ core's answer. */
-bool t1x_device_has_isolated_msi(struct device *dev);
 
 /* Memory of the calling process, for DMA mappings. */
 struct mm_struct;

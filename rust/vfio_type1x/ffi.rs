@@ -69,7 +69,6 @@ extern "C" {
     fn t1x_access_ok(addr: u64, size: u64) -> bool;
     fn t1x_group_regions(group: *mut RawGroup, out: *mut RawRegion, max: u32) -> c_int;
     fn t1x_device_doorbell(dev: *mut RawDevice, doorbell: *mut u64) -> c_int;
-    fn t1x_device_has_isolated_msi(dev: *mut RawDevice) -> bool;
     fn t1x_account(mm: *mut bindings::mm_struct, npages: u64, inc: c_int) -> c_int;
     fn t1x_pin(vaddr: u64, npages: u64, write: c_int, pfns: *mut u64, charged: *mut u64) -> c_long;
     fn t1x_pfnmap(vaddr: u64, npages: u64, write: c_int, pfn: *mut u64) -> c_long;
@@ -81,6 +80,8 @@ extern "C" {
     // loader keeps loaded while we are. (symbol_get() instead would race
     // the unload: it can find the module UNFORMED.)
     fn armsi_msi_isolation_query(dev: *mut RawDevice, why: *mut c_char, len: usize) -> c_int;
+    // kernel/irq/msi.c, EXPORT_SYMBOL_GPL; the kernel crate does not bind it.
+    fn msi_device_has_isolated_msi(dev: *mut RawDevice) -> bool;
 }
 
 /// Lets other tasks run in a long loop (`cond_resched()`).
@@ -473,7 +474,7 @@ impl DeviceRef {
     /// The IRQ core's `msi_device_has_isolated_msi()`.
     pub(crate) fn has_isolated_msi(&self) -> bool {
         // SAFETY: the device is referenced (type invariant).
-        unsafe { t1x_device_has_isolated_msi(self.0.as_ptr()) }
+        unsafe { msi_device_has_isolated_msi(self.0.as_ptr()) }
     }
 
     /// The doorbell address of the device's MSI controller (GICv3 ITS

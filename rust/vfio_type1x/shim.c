@@ -14,7 +14,6 @@
 #include <linux/module.h>
 #include <linux/of.h>
 #include <linux/of_address.h>
-#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/msi.h>
@@ -99,11 +98,6 @@ int t1x_group_regions(struct iommu_group *group, struct t1x_region *out, u32 max
 		kfree(r);
 	}
 	return n;
-}
-
-bool t1x_device_has_isolated_msi(struct device *dev)
-{
-	return msi_device_has_isolated_msi(dev);
 }
 
 int t1x_account(struct mm_struct *mm, u64 npages, int inc)
