@@ -3,8 +3,9 @@
 //! The module's only FFI, wrapped in safe functions and types: the IOMMU,
 //! device and mm calls the kernel crate binds (`kernel::bindings`), the C
 //! shim in `shim.c` for what it does not (declared by hand from
-//! `include/armsi/vfio_type1x_shim.h`), and the `t1x_rust_*` entry points
-//! the shim's VFIO ops call.
+//! `include/armsi/vfio_type1x_shim.h`), the `t1x_rust_*` entry points the
+//! shim's VFIO ops call, and the mirrors of the uAPI structures user space
+//! passes ([`uapi`]).
 
 use core::ptr::NonNull;
 
@@ -29,6 +30,7 @@ use crate::{
 };
 
 mod domains;
+pub(crate) mod uapi;
 
 pub(crate) use domains::{
     Domains,

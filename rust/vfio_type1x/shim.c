@@ -26,7 +26,7 @@
 #include <armsi/vfio_type1x_shim.h>
 #include <uapi/linux/vfio_type1x.h>
 
-/* The C sizes rust/vfio_type1x/uapi.rs asserts of its mirrors. */
+/* The C sizes rust/vfio_type1x/ffi/uapi.rs asserts of its mirrors. */
 static_assert(sizeof(struct vfio_iommu_type1_info) == 24);
 static_assert(sizeof(struct vfio_iommu_type1_dma_map) == 32);
 static_assert(sizeof(struct vfio_iommu_type1_dma_unmap) == 24);

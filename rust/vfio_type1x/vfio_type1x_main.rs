@@ -40,7 +40,8 @@ mod ioctl;
 // public API; in the module they are crate-internal.
 #[expect(unreachable_pub)]
 mod iova;
-mod uapi;
+// The uAPI mirrors, an FFI with user space: `crate::uapi`.
+use ffi::uapi;
 
 module! {
     type: VfioType1x,
