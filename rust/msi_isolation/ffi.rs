@@ -293,9 +293,12 @@ struct Probe {
 ///
 /// Under the group's mutex, with `dev` a member, what `dev->iommu` points to
 /// stays: `iommu_deinit_device()` frees it under this mutex as `dev` leaves
-/// the group, and an IOMMU driver removes its devices from their groups so
-/// (`iommu_device_unregister()`) before it removes the instance's sysfs
-/// device and before it unbinds.
+/// the group. The instance's sysfs device and its driver stay too for
+/// arm-smmu-v3 and arm-smmu, the IOMMUs this module judges: their remove
+/// takes the devices out of their groups (`iommu_device_unregister()`)
+/// before `iommu_device_sysfs_remove()` and before the unbind completes.
+/// (virtio-iommu removes the sysfs device first; the C this replaced read
+/// the same fields with no lock at all.)
 ///
 /// # Safety
 ///

@@ -630,7 +630,11 @@ impl Domain {
         let pa = self.iova_to_phys(iova)?;
         let mut len = PAGE;
         // While a next page is in [iova, last] and follows physically.
-        while len <= last - iova && self.iova_to_phys(iova + len) == pa.checked_add(len) {
+        while len <= last - iova
+            && pa
+                .checked_add(len)
+                .is_some_and(|next| self.iova_to_phys(iova + len) == Some(next))
+        {
             len += PAGE;
             if (len / PAGE) % 512 == 0 {
                 cond_resched();
