@@ -373,19 +373,15 @@ impl Group {
         Ok(out)
     }
 
-    /// The doorbell pages (physical) of the MSI controllers the group's
-    /// devices use, and how many devices have an MSI domain whose doorbell
-    /// could not be read.
+    /// The doorbell page (physical) of each of the group's devices with an
+    /// MSI controller, repeats included (`aperture::doorbell_pages()` counts
+    /// the distinct ones over every group), and how many devices have an MSI
+    /// domain whose doorbell could not be read.
     pub(crate) fn doorbells(&self) -> Result<(KVec<u64>, u32)> {
         let (mut pages, mut unknown) = (KVec::new(), 0u32);
         for dev in self.devices()?.iter() {
             match dev.doorbell() {
-                Ok(Some(pa)) => {
-                    let page = pa & !(PAGE - 1);
-                    if !pages.contains(&page) {
-                        pages.push(page, GFP_KERNEL)?;
-                    }
-                }
+                Ok(Some(pa)) => pages.push(pa & !(PAGE - 1), GFP_KERNEL)?,
                 Ok(None) => {}
                 Err(_) => unknown += 1,
             }
