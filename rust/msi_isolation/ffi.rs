@@ -150,11 +150,11 @@ impl PciWalk {
 
     /// The next PCI device, or `None` at the end.
     fn next(&mut self) -> Option<PciDev<'_>> {
+        // INVARIANT: the walk holds the reference returned.
         // SAFETY: `self.0` is NULL or a device the walk holds a reference on
         // (type invariant); `pci_get_device()` drops that reference and
         // returns the next device with a new one, or NULL at the end. It
         // may sleep: this runs in process context (debugfs read, query).
-        // INVARIANT: the walk holds the reference returned.
         self.0 = unsafe { bindings::pci_get_device(PCI_ANY_ID, PCI_ANY_ID, self.0) };
         // INVARIANT: the `PciDev` borrows the walk, which keeps the reference
         // until its next `next()` or its drop.
