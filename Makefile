@@ -59,6 +59,7 @@ kernel-perf: setup
 
 # Everything the guest needs: modules, our tests, the peer suites.
 guest-tests: kernel
+	$(MAKE) modules
 	scripts/build-guest-tests.sh $(VARIANT)
 
 run: kernel
