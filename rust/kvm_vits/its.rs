@@ -8,9 +8,10 @@
 //! core's `lpi_xa` lock and `irq_lock`. `queue` (upstream's `cmd_lock`)
 //! serialises the writers of the command queue and is held while it runs;
 //! `model` (upstream's `its_lock`) is taken per command and not while the
-//! command is read from guest memory, so an MSI that misses the translation
-//! cache waits for one command, not for the queue. The MSI fast path
-//! (irqfd, atomic) takes no lock of ours.
+//! command is read from guest memory, nor while an INVALL or MOVALL walks
+//! the VM's LPIs, so an MSI that misses the translation cache waits for at
+//! most one table command, not for the queue. The MSI fast path (irqfd,
+//! atomic) takes no lock of ours.
 //!
 //! `REGISTRY` (the debugfs list) nests outside `model`: debugfs reads an
 //! ITS's model under it; nothing takes it holding `queue` or `model`. The
@@ -46,6 +47,7 @@ use crate::{
     },
     model::{
         self,
+        commands::Step,
         Collection,
         IteInfo,
         Translation, //
@@ -521,18 +523,27 @@ impl Its {
         }
         // As upstream, the command is read from guest memory without the
         // model's lock: an MSI that misses the cache waits for the command
-        // to run, not for the guest read too.
+        // to run, not for the guest read too. Unlike upstream, INVALL and
+        // MOVALL, which walk every LPI, run without it too: `queue` keeps
+        // CREADR on the command until its work is done.
         for _ in 0..slots {
             let Some(next) = self.model.lock().next_command() else {
                 break;
             };
             let cmd = next.read(&mut env);
-            if !self
+            let step = self
                 .model
                 .lock()
-                .complete_command(&mut env, next, cmd.as_ref())
-            {
-                break;
+                .begin_command(&mut env, next, cmd.as_ref());
+            match step {
+                Step::Moved => break,
+                Step::Done => {}
+                Step::Unlocked(work) => {
+                    work.run(&mut env);
+                    if !self.model.lock().finish_command(next) {
+                        break;
+                    }
+                }
             }
         }
     }

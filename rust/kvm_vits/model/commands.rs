@@ -32,6 +32,52 @@ impl NextCommand {
     }
 }
 
+/// What a command leaves to run without the model's lock. INVALL and
+/// MOVALL walk every LPI of the VM (an INVALL reads each LPI's
+/// configuration from guest memory) and touch no table of the model, so a
+/// caller that keeps the queue to itself runs them after dropping the
+/// model's lock ([`Its::begin_command`]): an MSI that misses the
+/// translation cache does not wait for them, where the built-in ITS holds
+/// `its_lock` through them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unlocked {
+    /// INVALL: re-read the configuration of the LPIs targeting this vCPU.
+    Invall(u32),
+    /// MOVALL: retarget every LPI at `from` to `to`, then forget the cached
+    /// translations.
+    Movall {
+        /// The vCPU the LPIs leave.
+        from: u32,
+        /// The vCPU they move to.
+        to: u32,
+    },
+}
+
+impl Unlocked {
+    /// Does the work.
+    pub fn run<E: Env>(self, env: &mut E) {
+        match self {
+            Unlocked::Invall(vcpu) => env.invall(vcpu),
+            Unlocked::Movall { from, to } => {
+                env.movall(from, to);
+                env.cache_invalidate();
+            }
+        }
+    }
+}
+
+/// What [`Its::begin_command`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The queue moved since [`Its::next_command`]: nothing ran.
+    Moved,
+    /// The command ran and CREADR advanced.
+    Done,
+    /// The command ran but left this work: run it, then
+    /// [`Its::finish_command`] advances CREADR.
+    Unlocked(Unlocked),
+}
+
 fn errno(r: Result<(), Errno>) -> CmdResult {
     match r {
         Ok(()) => CmdResult::Ok,
@@ -41,9 +87,16 @@ fn errno(r: Result<(), Errno>) -> CmdResult {
 
 impl<E: Env> Its<E> {
     /// Execute one command (`vgic_its_handle_command()`), as the command
-    /// queue does; `cmd` holds the four words in host order.
-    pub fn process_command(&mut self, env: &mut E, cmd: &[u64; 4]) -> CmdResult {
+    /// queue does; `cmd` holds the four words in host order. The command is
+    /// done once the caller has run the work it returns, if any (with or
+    /// without the model's lock).
+    pub fn process_command(
+        &mut self,
+        env: &mut E,
+        cmd: &[u64; 4],
+    ) -> (CmdResult, Option<Unlocked>) {
         let decoded = Command::decode(cmd);
+        let mut work = None;
         let res = match decoded {
             Command::Mapd {
                 device_id,
@@ -96,9 +149,7 @@ impl<E: Env> Its<E> {
             },
             Command::Invall { icid } => match self.mapped_collection(Some(icid)) {
                 Some(c) => {
-                    if let Some(vcpu) = Self::collection_vcpu(env, c) {
-                        env.invall(vcpu);
-                    }
+                    work = Self::collection_vcpu(env, c).map(Unlocked::Invall);
                     CmdResult::Ok
                 }
                 None => CmdResult::Its(E_ITS_INVALL_UNMAPPED_COLLECTION),
@@ -109,8 +160,10 @@ impl<E: Env> Its<E> {
                 } else if target1 == target2 {
                     CmdResult::Ok
                 } else {
-                    env.movall(target1, target2);
-                    env.cache_invalidate();
+                    work = Some(Unlocked::Movall {
+                        from: target1,
+                        to: target2,
+                    });
                     CmdResult::Ok
                 }
             }
@@ -132,7 +185,7 @@ impl<E: Env> Its<E> {
             CmdResult::Its(_) => self.stats.its_errors += 1,
             CmdResult::Errno(_) => self.stats.errno_errors += 1,
         }
-        res
+        (res, work)
     }
 
     fn ite_lpi(&self, d: usize, i: usize) -> Option<&E::Lpi> {
@@ -463,16 +516,53 @@ impl<E: Env> Its<E> {
         next: NextCommand,
         cmd: Option<&[u64; 4]>,
     ) -> bool {
+        match self.begin_command(env, next, cmd) {
+            Step::Moved => false,
+            Step::Done => true,
+            Step::Unlocked(work) => {
+                work.run(env);
+                self.finish_command(next)
+            }
+        }
+    }
+
+    /// [`Its::complete_command`] for a caller that drops the model's lock
+    /// for the work a command leaves ([`Unlocked`]): runs the command read
+    /// for `next` unless the queue moved, and advances CREADR unless work is
+    /// left. The caller must keep the queue's other writers out until it
+    /// has run the work and called [`Its::finish_command`], so the command
+    /// completes (CREADR passes it) only after its work.
+    pub fn begin_command(
+        &mut self,
+        env: &mut E,
+        next: NextCommand,
+        cmd: Option<&[u64; 4]>,
+    ) -> Step {
+        if self.next_command() != Some(next) {
+            return Step::Moved;
+        }
+        if let Some((_, Some(work))) = cmd.map(|cmd| self.process_command(env, cmd)) {
+            return Step::Unlocked(work);
+        }
+        self.advance();
+        Step::Done
+    }
+
+    /// Completes the command of `next` after its [`Unlocked`] work: advances
+    /// CREADR past it. False when the queue moved meanwhile (a caller that
+    /// let another writer in), which leaves CREADR alone.
+    pub fn finish_command(&mut self, next: NextCommand) -> bool {
         if self.next_command() != Some(next) {
             return false;
         }
-        if let Some(cmd) = cmd {
-            self.process_command(env, cmd);
-        }
+        self.advance();
+        true
+    }
+
+    fn advance(&mut self) {
         self.creadr += ITS_CMD_SIZE;
         if self.creadr >= cmd_buffer_size(self.cbaser) {
             self.creadr = 0;
         }
-        true
     }
 }

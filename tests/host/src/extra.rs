@@ -7,7 +7,7 @@
 
 use crate::cmd::*;
 use crate::env::{Env, Errno};
-use crate::model::{IteInfo, Its};
+use crate::model::{CmdResult, IteInfo, Its};
 use crate::table::l1_addr;
 
 /// Permission denied.
@@ -134,6 +134,8 @@ pub trait ItsExt<E: Env> {
     /// A guest write of the frame that runs the command queue at once, as
     /// the kernel does a command at a time.
     fn mmio_write(&mut self, env: &mut E, offset: u64, len: u32, val: u64);
+    /// Execute one command and the work it leaves, if any.
+    fn run_command(&mut self, env: &mut E, cmd: &[u64; 4]) -> CmdResult;
     /// Call `f` for every ITE, in (DeviceID, EventID) order.
     fn for_each_ite(&self, env: &E, f: impl FnMut(IteInfo));
 }
@@ -147,6 +149,14 @@ impl<E: Env> ItsExt<E> for Its<E> {
                 }
             }
         }
+    }
+
+    fn run_command(&mut self, env: &mut E, cmd: &[u64; 4]) -> CmdResult {
+        let (res, work) = self.process_command(env, cmd);
+        if let Some(work) = work {
+            work.run(env);
+        }
+        res
     }
 
     fn for_each_ite(&self, env: &E, mut f: impl FnMut(IteInfo)) {

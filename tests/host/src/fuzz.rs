@@ -784,7 +784,7 @@ impl Fuzzer {
             110..=139 => {
                 let c = self.command();
                 self.stats.commands += 1;
-                self.its.process_command(&mut self.env, &c);
+                self.its.run_command(&mut self.env, &c);
             }
             140..=169 => {
                 let (d, e) = (self.devid(), self.eventid());

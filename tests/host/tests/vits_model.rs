@@ -47,7 +47,7 @@ fn setup(indirect: bool) -> (Its<MockEnv>, MockEnv) {
 }
 
 fn run(its: &mut Its<MockEnv>, env: &mut MockEnv, c: Command) -> CmdResult {
-    let r = its.process_command(env, &c.encode());
+    let r = its.run_command(env, &c.encode());
     check_invariants(its, env).unwrap();
     r
 }
@@ -404,6 +404,93 @@ fn command_read_unlocked_runs_only_if_the_queue_stayed() {
     let cmd = next.read(&mut env);
     assert!(!its.complete_command(&mut env, next, cmd.as_ref()));
     assert_eq!(its.collections().len(), 1);
+    finish(its, env);
+}
+
+/// INVALL and MOVALL leave their LPI walk for after the model's lock
+/// (`begin_command`), and their command completes (CREADR passes it) only
+/// at `finish_command`; every other command, and a failed check of these
+/// two, completes in `begin_command`. A queue that moved in between is not
+/// advanced twice.
+#[test]
+fn invall_and_movall_work_runs_before_the_command_completes() {
+    use armsi_logic::model::commands::{Step, Unlocked};
+    let (mut its, mut env) = setup(false);
+    mapd(&mut its, &mut env, 1, 4);
+    mapc(&mut its, &mut env, 0, 2);
+    mapti(&mut its, &mut env, 1, 0, 8192, 0);
+    let cmds = [
+        Command::Invall { icid: 0 },
+        Command::Movall {
+            target1: 2,
+            target2: 3,
+        },
+        Command::Invall { icid: 5 },
+        Command::Movall {
+            target1: 1,
+            target2: 1,
+        },
+        Command::Sync { target: 0 },
+        Command::Invall { icid: 0 },
+    ];
+    for (slot, c) in cmds.iter().enumerate() {
+        put_cmd(&mut env, slot as u64, *c);
+    }
+    assert!(its.mmio_write_deferred(&mut env, GITS_CWRITER, 8, 0xc0));
+    let step = |its: &mut Its<MockEnv>, env: &mut MockEnv| {
+        let next = its.next_command().unwrap();
+        let cmd = next.read(env).unwrap();
+        (next, its.begin_command(env, next, Some(&cmd)))
+    };
+
+    // INVALL of a mapped collection: nothing walked yet, CREADR stays.
+    let (next, s) = step(&mut its, &mut env);
+    assert_eq!(s, Step::Unlocked(Unlocked::Invall(2)));
+    assert!(env.invalls.is_empty());
+    assert_eq!(its.regs().creadr, 0);
+    assert_eq!(its.mmio_read(&mut env, GITS_CTLR, 4), 0x1);
+    Unlocked::Invall(2).run(&mut env);
+    assert_eq!(env.invalls, [2]);
+    assert!(its.finish_command(next));
+    assert_eq!(its.regs().creadr, 0x20);
+    assert!(!its.finish_command(next));
+    assert_eq!(its.regs().creadr, 0x20);
+
+    // MOVALL: the move and the cache invalidation are the work.
+    let inv = env.invalidations;
+    let (next, s) = step(&mut its, &mut env);
+    let work = Unlocked::Movall { from: 2, to: 3 };
+    assert_eq!(s, Step::Unlocked(work));
+    assert!(env.movalls.is_empty());
+    assert_eq!(env.invalidations, inv);
+    work.run(&mut env);
+    assert_eq!(env.movalls, [(2, 3)]);
+    assert_eq!(env.invalidations, inv + 1);
+    assert_eq!(env.lpi(8192).unwrap().target, Some(3));
+    assert!(its.finish_command(next));
+
+    // An unmapped collection, a MOVALL to itself, a SYNC: done at once.
+    for creadr in [0x60, 0x80, 0xa0] {
+        assert_eq!(step(&mut its, &mut env).1, Step::Done);
+        assert_eq!(its.regs().creadr, creadr);
+    }
+    assert_eq!(its.stats().its_errors, 1);
+    assert_eq!(env.invalls, [2]);
+    assert_eq!(env.movalls, [(2, 3)]);
+
+    // The queue moved under the last INVALL's work: CREADR is not
+    // advanced past a command it did not run.
+    let (next, s) = step(&mut its, &mut env);
+    assert_eq!(s, Step::Unlocked(Unlocked::Invall(2)));
+    its.mmio_write(&mut env, GITS_CTLR, 4, 0);
+    its.mmio_write(&mut env, GITS_CBASER, 8, GITS_CBASER_VALID | CMDQ);
+    assert_eq!(its.regs().creadr, 0);
+    assert!(!its.finish_command(next));
+    assert_eq!(its.regs().creadr, 0);
+    assert_eq!(its.begin_command(&mut env, next, None), Step::Moved);
+    let s = its.stats();
+    assert_eq!(s.commands[GITS_CMD_INVALL as usize], 3);
+    assert_eq!(s.commands[GITS_CMD_MOVALL as usize], 2);
     finish(its, env);
 }
 
