@@ -33,6 +33,12 @@
 # BENCH_ONLY="vfio busy" (make bench BENCH_ONLY=...) runs only the parts
 # whose names contain one of the words: vfio_bench, vfio_pci_driver_test,
 # vits_lpi_bench, msi_rtt, vits_busy_queue.
+#
+# BENCH_ICOUNT=1 runs the guest under QEMU's -icount (shift=0, sleep=off):
+# its clock then counts guest instructions (1 ns each), on one host thread,
+# so a figure no longer depends on what else the host does. It weighs every
+# instruction alike (no cache misses, no cost for an atomic or a barrier),
+# so it is a second view, not a replacement for the default wall clock.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -90,8 +96,15 @@ fi
 # 5 GiB: vfio_bench keeps three 1 GiB buffers (4 KiB pages, THP, hugetlb)
 # populated for its whole run.
 mkdir -p build/logs
+qemu_extra=
+timeout=1800
+if [ "${BENCH_ICOUNT:-0}" = 1 ]; then
+	qemu_extra="-icount shift=0,sleep=off"
+	timeout=5400
+fi
 scripts/vm.py check --variant perf --modules-dir "$src/rust" --only-extra \
-	--extra-tests "$bench" --tag bench --mem 5120 | tee build/logs/bench.out
+	--extra-tests "$bench" --tag bench --mem 5120 --timeout "$timeout" \
+	--test-timeout "$timeout" --qemu-extra "$qemu_extra" | tee build/logs/bench.out
 grep -h '^# \(vfio_bench: \|buffers \|map\|unmap\|msix\|note: \|lpi \|msi-rtt (\|busy-queue MSI\)' build/logs/bench.log | sed 's/^/  /' || true
 # The raw per-round samples, for another look at the intervals.
 grep -h '^# \(lpi-round\|msi-rtt round\|busy-queue round\|round\)' build/logs/bench.log > build/bench-samples.txt || true
