@@ -112,31 +112,6 @@ impl Inner {
         (r.start <= iova).then_some(r)
     }
 
-    /// The IOVA ranges of the mappings containing the first and the last
-    /// IOVA of `r`, if any: one lookup when the first mapping ending at or
-    /// after `r.start` also reaches `r.last` (an unmap of exactly one
-    /// mapping), two otherwise. Upstream looks up both ends.
-    fn dmas_at_ends(&self, r: Range) -> (Option<Range>, Option<Range>) {
-        let Some(d) = self
-            .dmas
-            .cursor_lower_bound(&r.start)
-            .map(|c| c.current().1.iova)
-        else {
-            // No mapping ends at or after `r.start`.
-            return (None, None);
-        };
-        let at_start = (d.start <= r.start).then_some(d);
-        // Keyed by last IOVA: `d` is the first mapping ending at or after
-        // `r.start`; if it ends at or after `r.last` too, it is also the
-        // first ending at or after `r.last`, the only one that can hold it.
-        let at_last = if d.last >= r.last {
-            (d.start <= r.last).then_some(d)
-        } else {
-            self.dma_at(r.last)
-        };
-        (at_start, at_last)
-    }
-
     /// Does any mapping overlap `r`?
     pub(super) fn overlaps(&self, r: Range) -> bool {
         self.first_overlapping(r).is_some()
@@ -344,19 +319,36 @@ impl Container {
                 return Err(EINVAL);
             }
         }
+        // The first mapping ending at or after `range.start` (keyed by last
+        // IOVA): the only one that can hold `range.start`, and the first to
+        // remove. One lookup serves the v2 check and the removal of an
+        // unmap of one mapping; upstream looks up both ends, then the first.
+        let mut next = inner.dmas.cursor_lower_bound_mut(&range.start);
         if self.v2 && flags & dma_args::UNMAP_FLAG_ALL == 0 {
-            let (at_start, at_last) = inner.dmas_at_ends(range);
+            let first = next.as_ref().map(|c| c.current().1.iova);
+            let (at_start, at_last) = match first {
+                None => (None, None),
+                // It also ends at or after `range.last`: the first such
+                // mapping, the only one that can hold `range.last`.
+                Some(d) if d.last >= range.last => (
+                    (d.start <= range.start).then_some(d),
+                    (d.start <= range.last).then_some(d),
+                ),
+                Some(d) => {
+                    drop(next);
+                    let at_last = inner.dma_at(range.last);
+                    next = inner.dmas.cursor_lower_bound_mut(&range.start);
+                    ((d.start <= range.start).then_some(d), at_last)
+                }
+            };
             dma_args::check_no_bisect(range, at_start, at_last).map_err(refusal)?;
         }
         if flags & dma_args::UNMAP_FLAG_VADDR != 0 {
+            drop(next);
             return inner.invalidate_vaddr(range, self.v2);
         }
         let mut unmapped = 0;
-        let mut more = true;
-        while more {
-            let Some(mut c) = inner.dmas.cursor_lower_bound_mut(&range.start) else {
-                break;
-            };
+        while let Some(mut c) = next {
             let d = c.current().1.iova;
             // Type1 (v1) unmaps nothing when the range starts inside a
             // mapping; v2 refused that above.
@@ -368,17 +360,22 @@ impl Container {
                     .1
                     .report_dirty(b.data, range.start, pgsize.trailing_zeros())?;
             }
-            let (next, node) = c.remove_current();
+            let (after, node) = c.remove_current();
             // Whether another mapping follows in the range, read now rather
             // than with another lookup (upstream's `rb_next()`). The cursor
             // is at the next mapping, else at the previous one.
-            more = next.is_some_and(|n| {
+            let more = after.is_some_and(|n| {
                 let s = n.current().1.iova.start;
                 s > d.last && s <= range.last
             });
             let (_, dma) = node.to_key_value();
             unmapped += d.last - d.start + 1;
             inner.release_dma(dma);
+            next = if more {
+                inner.dmas.cursor_lower_bound_mut(&range.start)
+            } else {
+                None
+            };
         }
         Ok(unmapped)
     }
