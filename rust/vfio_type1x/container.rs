@@ -31,6 +31,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     rbtree::{
+        CursorMut,
         RBTree,
         RBTreeNodeReservation, //
     },

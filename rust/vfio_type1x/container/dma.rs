@@ -31,8 +31,9 @@ pub(super) struct Dma {
     /// pinned and mapped meanwhile.
     vaddr_invalid: bool,
     /// While dirty tracking is on, the mapping's dirty bitmap as upstream
-    /// keeps it (`dirty::state_words` long); empty otherwise.
-    dirty: KVVec<u64>,
+    /// keeps it (`dirty::state_words` long); `None` otherwise (an empty
+    /// `KVVec` would still call the allocator when dropped).
+    dirty: Option<KVVec<u64>>,
 }
 
 impl Dma {
@@ -49,7 +50,11 @@ impl Dma {
             return Err(EINVAL);
         }
         // CAST: at most 2^25 words.
-        self.dirty = KVVec::from_elem(0u64, dirty::state_words(pages) as usize, GFP_KERNEL)?;
+        self.dirty = Some(KVVec::from_elem(
+            0u64,
+            dirty::state_words(pages) as usize,
+            GFP_KERNEL,
+        )?);
         Ok(())
     }
 
@@ -69,7 +74,7 @@ impl Dma {
             UserSlice::new(at(r.first), 8).reader().read_slice(&mut b)?;
             leftover = u64::from_ne_bytes(b);
         }
-        let state = &mut self.dirty[..];
+        let state = self.dirty.as_deref_mut().unwrap_or_default();
         if state.len() < r.count {
             // Tracking started after the mapping without a bitmap for it.
             return Err(EINVAL);
@@ -89,6 +94,27 @@ impl Dma {
         r.clear(state);
         Ok(())
     }
+}
+
+/// Takes the cursor's mapping out of the tree, and returns it with a cursor
+/// at the next mapping, if any; `None` only if the tree broke its contract
+/// (a neighbour it saw and then did not find), with nothing taken.
+///
+/// As `CursorMut::remove_current()`, which also walks to both neighbours:
+/// the walk to the previous node of the first one climbs the whole height of
+/// the tree, and an unmap in address order always takes the first. From the
+/// next node the way back is short.
+fn take_current(c: CursorMut<'_, u64, Dma>) -> Option<(Dma, Option<CursorMut<'_, u64, Dma>>)> {
+    let (node, next) = if c.peek_next().is_some() {
+        let mut next = c.move_next()?;
+        (next.remove_prev()?, Some(next))
+    } else if c.peek_prev().is_some() {
+        let mut prev = c.move_prev()?;
+        (prev.remove_next()?, None)
+    } else {
+        (c.remove_current().1, None)
+    };
+    Some((node.to_key_value().1, next))
 }
 
 impl Inner {
@@ -136,8 +162,10 @@ impl Inner {
     /// Unmaps, unpins and refunds every mapping.
     pub(super) fn release_all(&mut self) {
         while let Some(c) = self.dmas.cursor_front_mut() {
-            let (_, node) = c.remove_current();
-            let (_, dma) = node.to_key_value();
+            let Some((dma, _)) = take_current(c) else {
+                pr_err!("the mapping tree broke, mappings left pinned\n");
+                return;
+            };
             self.release_dma(dma);
         }
     }
@@ -282,7 +310,7 @@ impl Container {
             mm,
             locked,
             vaddr_invalid: false,
-            dirty: KVVec::new(),
+            dirty: None,
         };
         // Upstream allocates the mapping's dirty bitmap after pinning, and
         // unmaps it again when that fails.
@@ -360,15 +388,13 @@ impl Container {
                     .1
                     .report_dirty(b.data, range.start, pgsize.trailing_zeros())?;
             }
-            let (after, node) = c.remove_current();
+            let Some((dma, after)) = take_current(c) else {
+                pr_err!("the mapping tree broke, unmap stopped\n");
+                break;
+            };
             // Whether another mapping follows in the range, read now rather
-            // than with another lookup (upstream's `rb_next()`). The cursor
-            // is at the next mapping, else at the previous one.
-            let more = after.is_some_and(|n| {
-                let s = n.current().1.iova.start;
-                s > d.last && s <= range.last
-            });
-            let (_, dma) = node.to_key_value();
+            // than with another lookup (upstream's `rb_next()`).
+            let more = after.is_some_and(|n| n.current().1.iova.start <= range.last);
             unmapped += d.last - d.start + 1;
             inner.release_dma(dma);
             next = if more {
@@ -398,7 +424,7 @@ impl Container {
                     }
                     if res.is_err() {
                         for (_, d) in inner.dmas.iter_mut() {
-                            d.dirty = KVVec::new();
+                            d.dirty = None;
                         }
                         return res;
                     }
@@ -410,7 +436,7 @@ impl Container {
                 if inner.dirty_tracking {
                     inner.dirty_tracking = false;
                     for (_, d) in inner.dmas.iter_mut() {
-                        d.dirty = KVVec::new();
+                        d.dirty = None;
                     }
                 }
                 Ok(())
