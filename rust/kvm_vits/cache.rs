@@ -7,10 +7,15 @@
 //! Readers take no lock and store nothing: every slot is one `AtomicU64`
 //! packing (DeviceID, EventID, INTID), so a lookup is a hash and at most
 //! [`WAYS`] loads from one cache line, and injectors on many CPUs never
-//! bounce a line between them. The cache holds INTIDs, not LPI references:
-//! the kernel resolves the INTID through the core's refcounted, RCU-freed LPI
-//! table, so the cache owns nothing and forgetting everything is a few
-//! stores. A reader racing an invalidation may still inject the translation
+//! bounce a line between them. The cache owns nothing, so forgetting
+//! everything is a few stores. Beside each slot it keeps the token the
+//! translation was inserted with (the kernel's is the LPI's address, which
+//! spares an injection the LPI table lookup): a hit returns the INTID and a
+//! token stored with it or with a later insert in the same slot, never an
+//! older one nor one never inserted there. So a token can belong to another
+//! translation that raced in, and the kernel checks it against the INTID; it
+//! relies on the cache being invalidated before an LPI a token names is
+//! released, and on the core freeing LPIs only after an RCU grace period. A reader racing an invalidation may still inject the translation
 //! being removed, the same window the built-in ITS's cache has; but once
 //! [`TranslationCache::invalidate`] returns, no translation inserted before
 //! it started can hit any more, even if another invalidation that started
@@ -31,8 +36,9 @@
 //! so does the host test crate (`tests/host`).
 
 use core::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, AtomicU8,
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
     Ordering::{
+        Acquire,
         Relaxed,
         Release,
         SeqCst, //
@@ -69,6 +75,9 @@ pub struct CacheStats {
 /// empty cache (the kernel initialises it in place that way).
 pub struct TranslationCache {
     slots: [AtomicU64; CAPACITY],
+    /// Each slot's token, stored before the slot (release), read after it
+    /// (acquire).
+    tokens: [AtomicUsize; CAPACITY],
     hands: [AtomicU8; SETS],
     /// Set by every insert (after its slot store), taken by invalidations.
     dirty: AtomicBool,
@@ -107,6 +116,7 @@ impl TranslationCache {
     pub fn init() -> impl pin_init::Init<Self> {
         pin_init::init!(TranslationCache {
             slots <- pin_init::init_array_from_fn(|_| AtomicU64::new(0)),
+            tokens <- pin_init::init_array_from_fn(|_| AtomicUsize::new(0)),
             hands <- pin_init::init_array_from_fn(|_| AtomicU8::new(0)),
             dirty: AtomicBool::new(false),
             clearing: AtomicU32::new(0),
@@ -122,6 +132,7 @@ impl TranslationCache {
     pub fn new() -> Self {
         TranslationCache {
             slots: [const { AtomicU64::new(0) }; CAPACITY],
+            tokens: [const { AtomicUsize::new(0) }; CAPACITY],
             hands: [const { AtomicU8::new(0) }; SETS],
             dirty: AtomicBool::new(false),
             clearing: AtomicU32::new(0),
@@ -131,55 +142,72 @@ impl TranslationCache {
         }
     }
 
-    fn set(&self, devid: u32, eventid: u32) -> (usize, &[AtomicU64]) {
+    /// The set of a key, its ways and their tokens.
+    fn set(&self, devid: u32, eventid: u32) -> (usize, &[AtomicU64], &[AtomicUsize]) {
         // Fibonacci hashing: consecutive keys spread evenly over the sets.
         let key = u64::from(devid) << 16 | u64::from(eventid);
         let set = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SET_BITS)) as usize;
-        let ways = self.slots.get(set * WAYS..(set + 1) * WAYS).unwrap_or(&[]);
-        (set, ways)
+        let ways = set * WAYS..(set + 1) * WAYS;
+        let slots = self.slots.get(ways.clone()).unwrap_or(&[]);
+        let tokens = self.tokens.get(ways).unwrap_or(&[]);
+        (set, slots, tokens)
     }
 
-    /// The cached INTID of (`devid`, `eventid`), if any. Lock-free.
+    /// The cached INTID of (`devid`, `eventid`), if any. Lock-free. (The
+    /// kernel, which needs the token too, calls [`Self::hit`].)
+    #[cfg(not(CONFIG_RUST))]
     pub fn lookup(&self, devid: u32, eventid: u32) -> Option<u32> {
+        self.hit(devid, eventid).map(|(intid, _)| intid)
+    }
+
+    /// The cached INTID of (`devid`, `eventid`) and a token stored in its
+    /// slot with it or after it (see the module documentation), if any.
+    /// Lock-free.
+    pub fn hit(&self, devid: u32, eventid: u32) -> Option<(u32, usize)> {
         let key = key_of(pack(devid, eventid, 1)?);
-        let (_, ways) = self.set(devid, eventid);
-        ways.iter().find_map(|s| {
-            let v = s.load(Relaxed);
+        let (_, ways, tokens) = self.set(devid, eventid);
+        ways.iter().zip(tokens).find_map(|(s, t)| {
+            // Acquire: pairs with the insert's release, so the token load
+            // reads that insert's token or a later one.
+            let v = s.load(Acquire);
             // CAST: the low half of a slot is the INTID.
-            (v != 0 && key_of(v) == key).then_some(v as u32)
+            (v != 0 && key_of(v) == key).then(|| (v as u32, t.load(Relaxed)))
         })
     }
 
-    /// Cache `intid` for (`devid`, `eventid`), replacing that key's entry,
-    /// else filling a free way, else, one time in [`EVICT_EVERY`], evicting
-    /// the set's next way. Keys past [`MAX_ID`] are not cached.
-    pub fn insert(&self, devid: u32, eventid: u32, intid: u32) {
+    /// Cache `intid` for (`devid`, `eventid`) with `token`, replacing that
+    /// key's entry, else filling a free way, else, one time in
+    /// [`EVICT_EVERY`], evicting the set's next way. Keys past [`MAX_ID`] are
+    /// not cached.
+    pub fn insert(&self, devid: u32, eventid: u32, intid: u32, token: usize) {
         let Some(new) = pack(devid, eventid, intid) else {
             return;
         };
-        let (set, ways) = self.set(devid, eventid);
-        let slot = ways
+        let (set, ways, tokens) = self.set(devid, eventid);
+        let way = ways
             .iter()
-            .find(|s| {
+            .position(|s| {
                 let v = s.load(Relaxed);
                 v != 0 && key_of(v) == key_of(new)
             })
-            .or_else(|| ways.iter().find(|s| s.load(Relaxed) == 0));
-        let slot = match slot {
-            Some(s) => s,
+            .or_else(|| ways.iter().position(|s| s.load(Relaxed) == 0));
+        let way = match way {
+            Some(w) => w,
             None => {
                 let n = self.hands.get(set).map_or(0, |h| h.fetch_add(1, Relaxed));
                 if n % EVICT_EVERY != 0 {
                     return;
                 }
                 self.evictions.fetch_add(1, Relaxed);
-                match ways.get(usize::from(n / EVICT_EVERY) % WAYS) {
-                    Some(s) => s,
-                    None => return,
-                }
+                usize::from(n / EVICT_EVERY) % WAYS
             }
         };
-        slot.store(new, Relaxed);
+        let (Some(slot), Some(t)) = (ways.get(way), tokens.get(way)) else {
+            return;
+        };
+        // The token first, then the slot with release (see `hit`).
+        t.store(token, Relaxed);
+        slot.store(new, Release);
         self.inserts.fetch_add(1, Relaxed);
         // After the slot, and a read-modify-write: every write of `dirty` is
         // one, so this release heads a sequence that every later value of the

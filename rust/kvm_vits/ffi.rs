@@ -21,6 +21,7 @@ use kernel::{
     },
     prelude::*,
     sync::{
+        rcu,
         Arc,
         ArcBorrow, //
     },
@@ -83,6 +84,7 @@ extern "C" {
     fn kvm_vgic_lpi_clear_pending(irq: *mut RawIrq);
     fn kvm_vgic_lpi_inv(kvm: *mut RawKvm, irq: *mut RawIrq) -> c_int;
     fn kvm_vgic_lpi_inject(kvm: *mut RawKvm, intid: u32) -> bool;
+    fn kvm_vgic_lpi_try_inject(kvm: *mut RawKvm, irq: *mut RawIrq, intid: u32) -> bool;
 }
 
 /// Register as KVM's ITS backend.
@@ -249,9 +251,37 @@ impl Kvm {
         // SAFETY: by the invariant `self` is live.
         unsafe { kvm_vgic_lpi_inject(self.0.as_ptr(), intid) }
     }
+
+    /// Make the LPI whose [`Lpi::token`] is `token` pending, if it is still
+    /// LPI `intid` and live; false if not (0 is no token). Atomic context is
+    /// fine. Saves [`Self::inject_intid`]'s lookup in the LPI table.
+    ///
+    /// # Safety
+    ///
+    /// `token` is 0 or the token of an LPI some reference was held to when
+    /// the caller read it, in the RCU read-side critical section `_rcu`
+    /// still holds: the core frees an LPI a grace period after its last
+    /// reference goes, so the memory is still there, whether or not the
+    /// LPI is.
+    pub(crate) unsafe fn try_inject(self, token: usize, intid: u32, _rcu: &rcu::Guard) -> bool {
+        let irq: *mut RawIrq = core::ptr::with_exposed_provenance_mut(token);
+        if irq.is_null() {
+            return false;
+        }
+        // SAFETY: `self` is live (invariant); per the contract `irq` points
+        // to a `struct vgic_irq` that is not freed before `_rcu` ends, all the
+        // helper needs: it checks the INTID and takes a reference only if one
+        // is still held.
+        unsafe { kvm_vgic_lpi_try_inject(self.0.as_ptr(), irq, intid) }
+    }
 }
 
 impl Lpi {
+    /// Its address, for the translation cache ([`Kvm::try_inject`]).
+    pub(crate) fn token(&self) -> usize {
+        self.0.as_ptr().expose_provenance()
+    }
+
     pub(crate) fn intid(&self) -> u32 {
         // SAFETY: by the invariant the holder's reference keeps it live.
         unsafe { kvm_vgic_lpi_intid(self.0.as_ptr()) }

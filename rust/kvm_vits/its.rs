@@ -11,7 +11,8 @@
 //! command is read from guest memory, nor while an INVALL or MOVALL walks
 //! the VM's LPIs, so an MSI that misses the translation cache waits for at
 //! most one table command, not for the queue. The MSI fast path (irqfd,
-//! atomic) takes no lock of ours.
+//! atomic) takes no lock of ours, only an RCU read-side section, in which
+//! the LPI addresses the cache keeps stay valid memory (see `Its::cache`).
 //!
 //! `REGISTRY` (the debugfs list) nests outside `model`: debugfs reads an
 //! ITS's model under it; nothing takes it holding `queue` or `model`. The
@@ -27,6 +28,7 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
+        rcu,
         Arc,
         Mutex, //
     }, //
@@ -136,6 +138,10 @@ impl Env for KEnv {
     }
 
     fn lpi_release(&mut self, lpi: Lpi) {
+        // The cache may hold its token: forget it before the reference goes
+        // (the invariant of `Its::cache`). The model has invalidated already
+        // wherever it releases, so this costs two loads.
+        self.cache().invalidate();
         self.kvm.lpi_release(lpi)
     }
 
@@ -174,7 +180,8 @@ impl Env for KEnv {
     }
 
     fn cache_insert(&mut self, devid: u32, eventid: u32, lpi: &Lpi) {
-        self.cache().insert(devid, eventid, lpi.intid());
+        self.cache()
+            .insert(devid, eventid, lpi.intid(), lpi.token());
     }
 }
 
@@ -422,6 +429,12 @@ pub(crate) struct Its {
     #[pin]
     model: Mutex<Model>,
     /// Shared with every [`KEnv`], which inserts and invalidates.
+    ///
+    /// INVARIANT: every token in it is that of an LPI an ITE of this ITS
+    /// held a reference to when it was inserted, and that reference is given
+    /// back only once an invalidation begun after the insert has returned:
+    /// [`KEnv::cache_insert`] runs under `model`, with the ITE's reference,
+    /// and [`KEnv::lpi_release`], under `model` too, invalidates first.
     cache: Arc<TranslationCache>,
 }
 
@@ -596,10 +609,21 @@ impl Its {
 
     /// The fast path, lock-free: inject from the cache, or say it missed.
     pub(crate) fn inject_cached(&self, devid: u32, eventid: u32) -> bool {
-        match self.cache.lookup(devid, eventid) {
-            Some(intid) => self.kvm.inject_intid(intid),
-            None => false,
-        }
+        let rcu = rcu::read_lock();
+        let Some((intid, token)) = self.cache.hit(devid, eventid) else {
+            return false;
+        };
+        // SAFETY: `token` was read from `self.cache` under `rcu`. By the
+        // cache's invariant its LPI's reference goes only after an
+        // invalidation that clears it has returned; a reader whose `rcu`
+        // began after that would see the clear (RCU orders it before the
+        // grace period the core waits for before freeing the LPI), so `rcu`
+        // began first, and the grace period waits for it. A token of another
+        // translation that raced into the slot fails the INTID check; the
+        // INTID's own LPI, if any, is then injected by INTID, as the cache
+        // did before it kept tokens.
+        let hit = unsafe { self.kvm.try_inject(token, intid, &rcu) };
+        hit || self.kvm.inject_intid(intid)
     }
 
     /// An MSI: the cache first, then the tables. `Ok(false)` when the

@@ -448,8 +448,9 @@ impl<E: Env> Its<E> {
             return;
         }
         let mut dev = self.devices.remove_at(index);
-        Self::release_ites(env, &mut dev);
+        // Before the references go: the cache may hold their tokens.
         env.cache_invalidate();
+        Self::release_ites(env, &mut dev);
     }
 
     /// `vgic_its_free_device_list()`.
@@ -458,10 +459,11 @@ impl<E: Env> Its<E> {
             return;
         }
         let mut devices = core::mem::replace(&mut self.devices, E::Vec::new_empty());
+        // Before the references go: the cache may hold their tokens.
+        env.cache_invalidate();
         for dev in devices.iter_mut() {
             Self::release_ites(env, dev);
         }
-        env.cache_invalidate();
     }
 
     /// `vgic_its_free_collection()`: ITEs in it lose their collection.

@@ -133,6 +133,9 @@ pub struct LpiState {
     pub config_reads: u32,
     /// Triggers.
     pub triggers: u32,
+    /// The cache token of this LPI object: its creation number (the kernel
+    /// uses the address), never reused.
+    pub token: usize,
 }
 
 const PAGE: u64 = 4096;
@@ -163,6 +166,11 @@ pub struct MockEnv {
     pub movalls: Vec<(u32, u32)>,
     /// cache_invalidate calls.
     pub invalidations: u32,
+    /// The last LPI token handed out.
+    last_token: usize,
+    /// Tokens inserted into the cache since it was last invalidated (a
+    /// superset of those it holds).
+    cached_tokens: BTreeSet<usize>,
 }
 
 impl MockEnv {
@@ -181,6 +189,8 @@ impl MockEnv {
             invalls: Vec::new(),
             movalls: Vec::new(),
             invalidations: 0,
+            last_token: 0,
+            cached_tokens: BTreeSet::new(),
         }
     }
 
@@ -257,11 +267,17 @@ impl MockEnv {
     }
 
     /// The fast path: a cache lookup, then the INTID's LPI if it exists,
-    /// as the kernel does.
+    /// as the kernel does. The kernel dereferences the token a hit returns
+    /// (`kvm_vgic_lpi_try_inject()`): it must name an LPI object that is
+    /// still there, here the one of the INTID, as one thread runs.
     pub fn cache_lookup(&mut self, devid: u32, eventid: u32) -> Option<u32> {
-        self.cache
-            .lookup(devid, eventid)
-            .filter(|i| self.lpis.contains_key(i))
+        let (intid, token) = self.cache.hit(devid, eventid)?;
+        let l = self.lpis.get(&intid);
+        assert!(
+            l.is_some_and(|l| l.token == token),
+            "cache hit ({devid}, {eventid}) -> {intid} with token {token} of a freed LPI"
+        );
+        l.map(|_| intid)
     }
 }
 
@@ -307,10 +323,15 @@ impl Env for MockEnv {
         if self.fail_lpi_add.contains(&intid) {
             return Err(EFAULT);
         }
+        let token = self.last_token + 1;
         let l = self.lpis.entry(intid).or_insert_with(|| LpiState {
             target,
+            token,
             ..Default::default()
         });
+        if l.token == token {
+            self.last_token = token;
+        }
         l.refs += 1;
         l.config_reads += 1;
         Ok(MockLpi(intid))
@@ -333,6 +354,12 @@ impl Env for MockEnv {
         let MockLpi(intid) = lpi;
         let l = self.lpis.get_mut(&intid).expect("release of unknown LPI");
         assert!(l.mapped, "release of unmapped LPI {intid}");
+        // The kernel's env invalidates here itself, to be sure; the model
+        // must not need it.
+        assert!(
+            !self.cached_tokens.contains(&l.token),
+            "LPI {intid} released with its token maybe cached"
+        );
         l.mapped = false;
         self.put(intid);
     }
@@ -393,11 +420,13 @@ impl Env for MockEnv {
     fn cache_invalidate(&mut self) {
         self.invalidations += 1;
         self.cache.invalidate();
+        self.cached_tokens.clear();
     }
 
     fn cache_insert(&mut self, devid: u32, eventid: u32, lpi: &MockLpi) {
-        assert!(self.lpis.contains_key(&lpi.0), "caching unknown LPI");
-        self.cache.insert(devid, eventid, lpi.0);
+        let token = self.lpis.get(&lpi.0).expect("caching unknown LPI").token;
+        self.cache.insert(devid, eventid, lpi.0, token);
+        self.cached_tokens.insert(token);
     }
 }
 

@@ -3,16 +3,17 @@
 //! The MSI translation cache.
 
 use armsi_logic::cache::*;
+use std::sync::atomic::Ordering;
 
 #[test]
 fn lookup_insert_replace_invalidate() {
     let c = TranslationCache::new();
     assert_eq!(c.lookup(1, 2), None);
-    c.insert(1, 2, 8192);
+    c.insert(1, 2, 8192, 0);
     assert_eq!(c.lookup(1, 2), Some(8192));
     assert_eq!(c.lookup(2, 1), None);
     // The same key is replaced, not duplicated.
-    c.insert(1, 2, 8193);
+    c.insert(1, 2, 8193, 0);
     assert_eq!(c.lookup(1, 2), Some(8193));
     assert_eq!(c.stats().len, 1);
     c.invalidate();
@@ -27,12 +28,12 @@ fn lookup_insert_replace_invalidate() {
 #[test]
 fn ids_past_16_bits_and_intid_0_are_not_cached() {
     let c = TranslationCache::new();
-    c.insert(MAX_ID + 1, 0, 8192);
-    c.insert(0, MAX_ID + 1, 8192);
-    c.insert(3, 3, 0);
+    c.insert(MAX_ID + 1, 0, 8192, 0);
+    c.insert(0, MAX_ID + 1, 8192, 0);
+    c.insert(3, 3, 0, 0);
     assert_eq!(c.stats().len, 0);
     assert_eq!(c.lookup(MAX_ID + 1, 0), None);
-    c.insert(MAX_ID, MAX_ID, 0xffff_ffff);
+    c.insert(MAX_ID, MAX_ID, 0xffff_ffff, 0);
     assert_eq!(c.lookup(MAX_ID, MAX_ID), Some(0xffff_ffff));
 }
 
@@ -42,7 +43,7 @@ fn keys_never_alias() {
     let c = TranslationCache::new();
     for d in 0..64u32 {
         for e in 0..16u32 {
-            c.insert(d, e, 8192 + d * 16 + e);
+            c.insert(d, e, 8192 + d * 16 + e, 0);
         }
     }
     for d in 0..64u32 {
@@ -58,7 +59,7 @@ fn keys_never_alias() {
 fn full_cache_stays_full_and_bounded() {
     let c = TranslationCache::new();
     for i in 0..10 * CAPACITY as u32 {
-        c.insert(i / 64, i % 64, 8192 + i);
+        c.insert(i / 64, i % 64, 8192 + i, 0);
         assert!(c.stats().len as usize <= CAPACITY);
     }
     assert_eq!(c.stats().len as usize, CAPACITY);
@@ -83,7 +84,7 @@ fn hit_rate(keys: &[(u32, u32)], rounds: u32) -> f64 {
                     assert_eq!(i, 8192 + d * 256 + e);
                     hits += 1;
                 }
-                None => c.insert(d, e, 8192 + d * 256 + e),
+                None => c.insert(d, e, 8192 + d * 256 + e, 0),
             }
         }
     }
@@ -123,7 +124,7 @@ fn concurrent_readers_see_whole_entries() {
         std::thread::spawn(move || {
             for i in 0..200_000u32 {
                 let (d, e) = (i % 37, i % 251);
-                c.insert(d, e, 8192 + d * 256 + e);
+                c.insert(d, e, 8192 + d * 256 + e, 0);
                 if i % 1000 == 0 {
                     c.invalidate();
                 }
@@ -190,7 +191,7 @@ fn invalidate_returns_only_once_earlier_inserts_are_gone() {
                         return None;
                     }
                     for &e in &keys {
-                        c.insert(t, e, 8192 + e);
+                        c.insert(t, e, 8192 + e, 0);
                     }
                     // The insert was some time ago (an earlier MSI), so
                     // another invalidation may start in between.
@@ -216,4 +217,72 @@ fn invalidate_returns_only_once_earlier_inserts_are_gone() {
         .filter_map(|h| h.join().unwrap())
         .collect();
     assert!(failures.is_empty(), "{failures:?}");
+}
+
+/// A hit returns the token its translation was inserted with, the latest
+/// one when the key is inserted again; an invalidation forgets both.
+#[test]
+fn tokens_travel_with_translations() {
+    let c = TranslationCache::new();
+    c.insert(1, 2, 8192, 0xa0);
+    assert_eq!(c.hit(1, 2), Some((8192, 0xa0)));
+    c.insert(1, 2, 8192, 0xb0);
+    assert_eq!(c.hit(1, 2), Some((8192, 0xb0)));
+    c.insert(1, 3, 8193, 0xc0);
+    assert_eq!(c.hit(1, 3), Some((8193, 0xc0)));
+    assert_eq!(c.hit(1, 2), Some((8192, 0xb0)));
+    assert_eq!(c.lookup(1, 2), Some(8192));
+    c.invalidate();
+    assert_eq!(c.hit(1, 2), None);
+    assert_eq!(c.hit(1, 3), None);
+}
+
+/// One thread inserts 16 keys of one set, so that they keep evicting each
+/// other, and invalidates now and then; two others look them up. A hit's
+/// token is never missing, and always one some insert stored (the kernel
+/// checks it against the INTID: it may come from a later insert in the slot).
+#[test]
+fn a_hit_never_sees_a_missing_token() {
+    // The cache's hash (`TranslationCache::set`): EventIDs of set 0.
+    let set =
+        |e: u32| (u64::from(e).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SET_BITS)) as usize;
+    let keys: Vec<u32> = (0..=MAX_ID).filter(|&e| set(e) == 0).take(16).collect();
+    assert_eq!(keys.len(), 16);
+    let token = |e: u32| (8192 + e) as usize * 16;
+    let c = TranslationCache::new();
+    let done = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut round = 0u32;
+            while done.load(Ordering::Relaxed) < 2 {
+                for &e in &keys {
+                    c.insert(0, e, 8192 + e, token(e));
+                }
+                round += 1;
+                if round % 7 == 0 {
+                    c.invalidate();
+                }
+            }
+            assert!(
+                c.stats().evictions > 0,
+                "no eviction: the keys are not of one set"
+            );
+        });
+        for _ in 0..2 {
+            s.spawn(|| {
+                let mut hits = 0u64;
+                for _ in 0..20_000 {
+                    for &e in &keys {
+                        if let Some((intid, t)) = c.hit(0, e) {
+                            assert_eq!(intid, 8192 + e);
+                            assert!(keys.iter().any(|&k| t == token(k)), "token {t:#x}");
+                            hits += 1;
+                        }
+                    }
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+                assert!(hits > 0, "no hit at all");
+            });
+        }
+    });
 }
