@@ -139,8 +139,9 @@ impl Env for KEnv {
 
     fn lpi_release(&mut self, lpi: Lpi) {
         // The cache may hold its token: forget it before the reference goes
-        // (the invariant of `Its::cache`). The model has invalidated already
-        // wherever it releases, so this costs two loads.
+        // (the invariant of `Its::cache`). This is what makes every release
+        // safe, `insert_ite()`'s failure paths included; where the model has
+        // just invalidated (freeing ITEs) it costs two loads.
         self.cache().invalidate();
         self.kvm.lpi_release(lpi)
     }
