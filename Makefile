@@ -32,7 +32,7 @@ RUN_MEM      ?= 3072
 EXTRA_TESTS  ?=
 
 .PHONY: all modules modules_install clean setup kernel kernel-perf run check \
-	guest-tests fmt bench
+	guest-tests fmt bench profile
 
 all: modules
 
@@ -77,6 +77,12 @@ check: kernel
 # Benchmarks against the upstream C code on the non-debug kernel.
 bench: kernel-perf
 	BENCH_ONLY="$(BENCH_ONLY)" scripts/bench.sh
+
+# Instructions per function, ours against upstream, under a QEMU TCG plugin:
+# PROFILE=unmap_4k, lpi_single, msi_rtt or selftest (scripts/profile.sh).
+PROFILE      ?=
+profile: $(if $(filter selftest,$(PROFILE)),setup,kernel-perf)
+	scripts/profile.sh $(PROFILE)
 
 fmt:
 	rustfmt --edition 2021 --config-path $(CACHE)/kernel-$(VARIANT)/src/.rustfmt.toml $(shell find rust tests/vmm -name "*.rs")

@@ -45,18 +45,7 @@ top=$(dirname "$here")
 . "$here/common.sh"
 cd "$top"
 
-"$here/build-kernel.sh" perf >/dev/null
-kernel_paths perf
-
-# Our modules for the perf kernel, built from a copy so that the debug
-# build's objects in the work tree stay as they are.
-src="$top/build/perf-src"
-mkdir -p "$src"
-rsync -a --delete --exclude '*.o' --exclude '*.ko' --exclude '.*.cmd' \
-	Kbuild rust include "$src/"
-make -s -C "$KOUT" M="$src" $KMAKE_VARS modules >&2
-
-"$here/build-peer.sh" perf
+perf_modules
 
 bench="$top/build/bench"
 rm -rf "$bench"; mkdir -p "$bench"
@@ -102,7 +91,7 @@ if [ "${BENCH_ICOUNT:-0}" = 1 ]; then
 	qemu_extra="-icount shift=0,sleep=off"
 	timeout=5400
 fi
-scripts/vm.py check --variant perf --modules-dir "$src/rust" --only-extra \
+scripts/vm.py check --variant perf --modules-dir "$perf_src" --only-extra \
 	--extra-tests "$bench" --tag bench --mem 5120 --timeout "$timeout" \
 	--test-timeout "$timeout" --qemu-extra "$qemu_extra" | tee build/logs/bench.out
 grep -h '^# \(vfio_bench: \|buffers \|map\|unmap\|msix\|note: \|lpi \|msi-rtt (\|busy-queue MSI\)' build/logs/bench.log | sed 's/^/  /' || true

@@ -6,6 +6,8 @@
 #
 #   host/cargo        the modules' pure logic, `cargo test` in tests/host
 #   host/rustfmt      the module sources are rustfmt-clean (kernel config)
+#   host/tbprof-selftest  make profile's QEMU plugin counts a bare-metal
+#                     program's phases exactly
 #   guest/...         the in-guest suite (tests/guest/suite.list) in one boot,
 #                     our tests on two more machine shapes, and the nested-VMM
 #                     suite (tests/vmm/suite.list: Debian's QEMU running L2)
@@ -77,6 +79,13 @@ if out=$(rustfmt --check --edition 2021 --config-path "$ksrc/.rustfmt.toml" \
 	ok "host/rustfmt"
 else
 	notok "host/rustfmt"; echo "$out" | head -n 20 | sed 's/^/#   /'
+fi
+
+# --- host: the profiler (make profile) counts what it should --------------------
+if out=$(scripts/profile.sh selftest 2>&1); then
+	ok "host/tbprof-selftest"
+else
+	notok "host/tbprof-selftest"; echo "$out" | tail -n 20 | sed 's/^/#   /'
 fi
 
 # --- guest: the suite ---------------------------------------------------------------

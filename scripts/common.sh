@@ -26,3 +26,19 @@ kernel_paths() {
 	KSRC="$kdir/src"
 	KOUT="$kdir/build"
 }
+
+# perf_modules: builds the perf kernel if needed, our modules for it (from a
+# copy in build/perf-src, so that the debug build's objects in the work tree
+# stay as they are) and the peer suites; sets KSRC, KOUT and perf_src (the
+# modules' directory for vm.py --modules-dir). For make bench and profile.
+perf_modules() {
+	"$here/build-kernel.sh" perf >/dev/null
+	kernel_paths perf
+	local src="$top/build/perf-src"
+	mkdir -p "$src"
+	rsync -a --delete --exclude '*.o' --exclude '*.ko' --exclude '.*.cmd' \
+		"$top/Kbuild" "$top/rust" "$top/include" "$src/"
+	make -s -C "$KOUT" M="$src" $KMAKE_VARS modules >&2
+	"$here/build-peer.sh" perf
+	perf_src="$src/rust"
+}

@@ -95,6 +95,7 @@ static struct {
 	gpa_t dev_tbl, coll_tbl, cmdq, itt, prop, pend, buf;
 	void *cmdq_va;
 	u32 nr_msis;
+	bool ours;	/* bench: vfio_type1x + kvm_vits, tbprof's phase B */
 } g;
 
 /* Written by the guest, read by the VMM when it is done. */
@@ -169,7 +170,14 @@ static void guest_code(void)
 		if (dst[i] != src[i])
 			r.dma_ok = 0;
 
-	/* One MSI per raise, each waited for (5 s) and acknowledged. */
+	/*
+	 * One MSI per raise, each waited for (5 s) and acknowledged. The hints
+	 * are NOPs that switch tools/tbprof's phase for `make profile`.
+	 */
+	if (g.ours)
+		asm volatile("hint #0x7e" ::: "memory");
+	else
+		asm volatile("hint #0x7d" ::: "memory");
 	for (i = 0; i < g.nr_msis; i++) {
 		until = guest_us() + 5000000;
 		t0 = read_sysreg(cntvct_el0);
@@ -183,6 +191,7 @@ static void guest_code(void)
 		}
 		r.lat[i] = r.irq_at - t0;
 	}
+	asm volatile("hint #0x7c" ::: "memory");
 	GUEST_DONE();
 }
 
@@ -415,6 +424,17 @@ static double run_vmm(const struct setup *s)
 			       APERTURE + APERTURE_SIZE - 1);
 	}
 	print_iova_ranges(v.container);
+	/*
+	 * For `make profile` (tests/profile/prof_msi_rtt.sh): where the modules
+	 * are now, and which phase the guest's MSI loop will mark.
+	 */
+	if (getenv("TBPROF_SYMS")) {
+		fflush(stdout);
+		TEST_ASSERT(!system("sed -rn '/\\[(kvm_vits|vfio_type1x|msi_isolation)\\]/"
+				    "s/^/# ks /p' /proc/kallsyms"), "kallsyms");
+		printf("# tbprof %c\n", s->type1x ? 'B' : 'A');
+		fflush(stdout);
+	}
 
 	test_disable_default_vgic();
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
@@ -436,6 +456,7 @@ static double run_vmm(const struct setup *s)
 	g.cmdq_va = (void *)g.cmdq;
 	*(u8 *)addr_gpa2hva(vm, g.prop) = 0xa0 | LPI_PROP_GROUP1 | LPI_PROP_ENABLED;
 	g.nr_msis = nr_msis;
+	g.ours = s->type1x;
 	g.buf = buf;
 	sync_global_to_guest(vm, g);
 	virt_map(vm, buf + BUF_GVA_OFF, buf, 0x20000 / vm->page_size);
