@@ -16,13 +16,15 @@
 #   vgic_lpi_stress         the upstream KVM selftest, LPIs/s with KVM's
 #                           built-in ITS and with kvm_vits, alternating, at
 #                           -v 2 -d 2 -e 8, -v 2 -d 16 -e 16, -v 1 -d 1 -e 17
-#                           and the single stream -v 1 -d 1 -e 1
+#                           (9 rounds) and the single stream -v 1 -d 1 -e 1
+#                           (21 rounds)
 #   busy-queue              KVM_SIGNAL_MSI latency (translation cache misses)
 #                           while the guest runs INVALLs, built-in vs kvm_vits
 #   msi-rtt                 an assigned edu's MSI round trip seen from a KVM
 #                           guest (raise to LPI handler): vfio_iommu_type1 +
 #                           KVM's ITS against vfio_type1x + kvm_vits, median
-#                           ratio with a 95% bootstrap interval
+#                           ratio with a 95% bootstrap interval; the vCPU
+#                           thread and edu's MSI pinned to CPU 0 on both sides
 #
 # Prints each figure and the median of the per-round ratios ours/upstream
 # (speed: above 1 is faster) with its 95% bootstrap interval; an interval
