@@ -71,13 +71,38 @@ pub struct CacheStats {
     pub len: u64,
 }
 
+/// One set: its ways' slots, one 64-byte line, then their tokens in the next
+/// line, so that a hit reads two adjacent lines of one page (with the tokens
+/// in an array of their own, 8 KiB after the slots, it read two pages).
+/// Aligned to its size, so no set crosses a page.
+#[repr(C, align(128))]
+struct Set {
+    slots: [AtomicU64; WAYS],
+    /// Each slot's token, stored before the slot (release), read after it
+    /// (acquire).
+    tokens: [AtomicUsize; WAYS],
+}
+
+// Two lines a set, 16 bytes a translation, where pointers are 64 bits (the
+// kernel's arm64).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(
+    core::mem::size_of::<Set>() == 128 && core::mem::size_of::<[Set; SETS]>() == 16 * CAPACITY
+);
+
+impl Set {
+    const fn new() -> Self {
+        Set {
+            slots: [const { AtomicU64::new(0) }; WAYS],
+            tokens: [const { AtomicUsize::new(0) }; WAYS],
+        }
+    }
+}
+
 /// A set-associative (DeviceID, EventID) -> INTID cache. All-zero is a valid,
 /// empty cache (the kernel initialises it in place that way).
 pub struct TranslationCache {
-    slots: [AtomicU64; CAPACITY],
-    /// Each slot's token, stored before the slot (release), read after it
-    /// (acquire).
-    tokens: [AtomicUsize; CAPACITY],
+    sets: [Set; SETS],
     hands: [AtomicU8; SETS],
     /// Set by every insert (after its slot store), taken by invalidations.
     dirty: AtomicBool,
@@ -115,8 +140,7 @@ impl TranslationCache {
     /// An empty cache, initialised in place.
     pub fn init() -> impl pin_init::Init<Self> {
         pin_init::init!(TranslationCache {
-            slots <- pin_init::init_array_from_fn(|_| AtomicU64::new(0)),
-            tokens <- pin_init::init_array_from_fn(|_| AtomicUsize::new(0)),
+            sets <- pin_init::init_array_from_fn(|_| Set::new()),
             hands <- pin_init::init_array_from_fn(|_| AtomicU8::new(0)),
             dirty: AtomicBool::new(false),
             clearing: AtomicU32::new(0),
@@ -131,8 +155,7 @@ impl TranslationCache {
     /// An empty cache.
     pub fn new() -> Self {
         TranslationCache {
-            slots: [const { AtomicU64::new(0) }; CAPACITY],
-            tokens: [const { AtomicUsize::new(0) }; CAPACITY],
+            sets: [const { Set::new() }; SETS],
             hands: [const { AtomicU8::new(0) }; SETS],
             dirty: AtomicBool::new(false),
             clearing: AtomicU32::new(0),
@@ -142,15 +165,16 @@ impl TranslationCache {
         }
     }
 
-    /// The set of a key, its ways and their tokens.
+    /// The set of a key: its index, its ways and their tokens.
+    #[inline]
     fn set(&self, devid: u32, eventid: u32) -> (usize, &[AtomicU64], &[AtomicUsize]) {
         // Fibonacci hashing: consecutive keys spread evenly over the sets.
         let key = u64::from(devid) << 16 | u64::from(eventid);
         let set = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SET_BITS)) as usize;
-        let ways = set * WAYS..(set + 1) * WAYS;
-        let slots = self.slots.get(ways.clone()).unwrap_or(&[]);
-        let tokens = self.tokens.get(ways).unwrap_or(&[]);
-        (set, slots, tokens)
+        match self.sets.get(set) {
+            Some(s) => (set, &s.slots, &s.tokens),
+            None => (set, &[], &[]),
+        }
     }
 
     /// The cached INTID of (`devid`, `eventid`), if any. Lock-free. (The
@@ -163,6 +187,7 @@ impl TranslationCache {
     /// The cached INTID of (`devid`, `eventid`) and a token stored in its
     /// slot with it or after it (see the module documentation), if any.
     /// Lock-free.
+    #[inline]
     pub fn hit(&self, devid: u32, eventid: u32) -> Option<(u32, usize)> {
         let key = key_of(pack(devid, eventid, 1)?);
         let (_, ways, tokens) = self.set(devid, eventid);
@@ -250,7 +275,7 @@ impl TranslationCache {
         // reads our `false` also sees us clearing (the argument above).
         self.clearing.fetch_add(1, SeqCst);
         let was_dirty = self.dirty.swap(false, SeqCst);
-        for s in self.slots.iter() {
+        for s in self.sets.iter().flat_map(|set| set.slots.iter()) {
             s.store(0, Relaxed);
         }
         // Release (SeqCst includes it): publishes the clearing stores to
@@ -267,7 +292,12 @@ impl TranslationCache {
             inserts: self.inserts.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
-            len: self.slots.iter().filter(|s| s.load(Relaxed) != 0).count() as u64,
+            len: self
+                .sets
+                .iter()
+                .flat_map(|set| set.slots.iter())
+                .filter(|s| s.load(Relaxed) != 0)
+                .count() as u64,
         }
     }
 }
