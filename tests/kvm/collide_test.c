@@ -395,17 +395,6 @@ static int edu_irq(void)
 	return irq;
 }
 
-static void irq_pin(int irq, int cpu)
-{
-	char path[64];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/irq/%d/smp_affinity_list", irq);
-	f = fopen(path, "w");
-	TEST_ASSERT(f && fprintf(f, "%d\n", cpu) > 0 && !fclose(f), "%s: %s", path,
-		    strerror(errno));
-}
-
 static int irq_cpu(int irq)
 {
 	char path[64];
@@ -528,6 +517,7 @@ static double run_vmm(const struct setup *s)
 	edu_msi(dev, efd, true);
 	route_msi(vm, efd);
 	if (s->bench) {
+		char path[64];
 		cpu_set_t cpu0;
 
 		/*
@@ -541,7 +531,9 @@ static double run_vmm(const struct setup *s)
 		TEST_ASSERT(!sched_setaffinity(0, sizeof(cpu0), &cpu0), "sched_setaffinity: %s",
 			    strerror(errno));
 		irq = edu_irq();
-		irq_pin(irq, 0);
+		snprintf(path, sizeof(path), "/proc/irq/%d/smp_affinity_list", irq);
+		ret = write_str(path, "0");
+		TEST_ASSERT(!ret, "%s: %s", path, strerror(-ret));
 	}
 	if (s->type1x)
 		check_doorbells(v.container, s->t1x_params || s->set_aperture ? APERTURE : WIN_START,
