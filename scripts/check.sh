@@ -7,7 +7,7 @@
 #   host/cargo        the modules' pure logic, `cargo test` in tests/host
 #   host/rustfmt      the module sources are rustfmt-clean (kernel config)
 #   host/tbprof-selftest  make profile's QEMU plugin counts a bare-metal
-#                     program's phases exactly
+#                     program's phases, and its accesses and misses, exactly
 #   guest/...         the in-guest suite (tests/guest/suite.list) in one boot,
 #                     our tests on two more machine shapes, and the nested-VMM
 #                     suite (tests/vmm/suite.list: Debian's QEMU running L2)

@@ -19,6 +19,14 @@
 #
 # Instruction counts, not time: they show where two paths differ in work,
 # not what an atomic, a barrier or a cache miss costs (make bench does).
+# PROFILE_MEM=1 adds the plugin's locality model (mem=on): data accesses and
+# where they would miss, per function. PROFILE_HOST=1 instead profiles QEMU
+# itself: the plugin only marks the phases' wall-clock spans, `perf record`
+# samples the host, and scripts/profhost.py tells what host code (translated
+# guest code, QEMU's helpers, its device models) each side's phases ran, per
+# call. PROFILE_MIB (unmap_4k; default 64)
+# and PROFILE_ROUNDS (unmap_4k; default 4, the first not counted) size the
+# run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -35,20 +43,45 @@ plugin="$out/tbprof.so"
 clang-19 -O2 -Wall -Wextra -Werror -shared -fPIC -o "$plugin" tools/tbprof/tbprof.c
 
 selftest() {
-	local elf="$out/selftest.elf" res="$out/selftest.out" got
+	local elf="$out/selftest.elf" res="$out/selftest.out" got want
 	aarch64-linux-gnu-gcc -nostdlib -static -Wl,-Ttext=0x40080000 -Wl,--build-id=none \
 		-o "$elf" tools/tbprof/selftest.S
-	rm -f "$res"
-	timeout 60 qemu-system-aarch64 -M virt -cpu max -m 128 -nodefaults -display none \
-		-serial none -monitor none -kernel "$elf" -plugin "$plugin,out=$res"
-	[ -s "$res" ] || { echo "tbprof selftest: the plugin wrote no profile" >&2; return 1; }
-	# Per epoch and phase: "0 A 2003" then "1 B 1005", nothing else.
-	got=$(awk '{ n[$1 " " $2] += $5 } END { for (k in n) print k, n[k] }' "$res" | sort | tr '\n' ' ')
-	if [ "$got" != "0 A 2003 1 B 1005 " ]; then
-		echo "tbprof selftest: epochs, phases and counts: $got(want 0 A 2003 1 B 1005)" >&2
+	run_selftest() {
+		rm -f "$res"
+		timeout 60 qemu-system-aarch64 -M virt -cpu max -m 128 -nodefaults -display none \
+			-serial none -monitor none -kernel "$elf" -plugin "$plugin,out=$res$1"
+		[ -s "$res" ] || { echo "tbprof selftest: the plugin wrote no profile" >&2; return 1; }
+	}
+	run_selftest "" || return 1
+	# Per epoch and phase the instructions, MRS/MSR and unchained exits
+	# (indirect, to another page, without a branch), nothing else.
+	got=$(awk '{ k = $1 " " $2; n[k] += $5; s[k] += $6; i[k] += $7; p[k] += $8; o[k] += $9 }
+		END { for (k in n) print k, n[k], s[k], i[k], p[k], o[k] }' "$res" |
+		sort | tr '\n' ' ')
+	want="0 A 2003 0 0 0 0 1 B 1005 0 0 0 0 2 A 2412 1 1 1 1 "
+	if [ "$got" != "$want" ]; then
+		echo "tbprof selftest: epochs, phases, instructions, MRS/MSR and exits:" \
+			"$got(want $want)" >&2
 		return 1
 	fi
-	echo "tbprof selftest: epoch 0 phase A 2003, epoch 1 phase B 1005 instructions, as written"
+	# mem=on: the same instructions, and the third phase's accesses,
+	# modelled misses and TLBI; the first two access nothing.
+	run_selftest ",mem=on" || return 1
+	got=$(awk '$3 == "M" { a[$1 " " $2] += $5; t[$1 " " $2] += $6; u[$1 " " $2] += $7
+			c[$1 " " $2] += $8; next }
+		$3 == "T" { i[$1 " " $2] += $4; seen[$1 " " $2] = 1; next }
+		{ n[$1 " " $2] += $5; seen[$1 " " $2] = 1 }
+		END { for (k in seen) print k, n[k] + 0, a[k] + 0, t[k] + 0, u[k] + 0, c[k] + 0, i[k] + 0 }' \
+		"$res" | sort | tr '\n' ' ')
+	want="0 A 2003 0 0 0 0 0 1 B 1005 0 0 0 0 0 2 A 2412 600 400 400 200 1 "
+	if [ "$got" != "$want" ]; then
+		echo "tbprof selftest (mem=on): epoch, phase, instructions, accesses, tlb256," \
+			"tlb4096 and cache misses, TLBIs: $got(want $want)" >&2
+		return 1
+	fi
+	echo "tbprof selftest: epochs 0 A 2003, 1 B 1005, 2 A 2412 instructions, 1 MRS," \
+		"1 exit of each kind; mem=on: 600 accesses, 400 + 400 TLB and 200 cache misses," \
+		"1 TLBI; as written"
 }
 
 case "$case" in
@@ -71,18 +104,35 @@ cflags=(-static -O2 -Wall -Werror -Wno-format-truncation -D_GNU_SOURCE
 aarch64-linux-gnu-gcc "${cflags[@]}" -o "$top/build/guest/tests/tbprof_mark" \
 	tests/profile/tbprof_mark.c
 case "$case" in
-unmap_4k) aarch64-linux-gnu-gcc "${cflags[@]}" -o "$dir/prof_unmap" tests/profile/prof_unmap.c ;;
+unmap_4k)
+	aarch64-linux-gnu-gcc "${cflags[@]}" -DPROF_MIB="${PROFILE_MIB:-64}" \
+		-DPROF_ROUNDS="${PROFILE_ROUNDS:-4}" -o "$dir/prof_unmap" tests/profile/prof_unmap.c
+	;;
 lpi_single) install -m 0755 tests/profile/prof_lpi.sh "$dir/prof_lpi" ;;
 msi_rtt) install -m 0755 tests/profile/prof_msi_rtt.sh "$dir/prof_msi_rtt" ;;
 esac
 
 res="$out/$case.out"
 rm -f "$res"
+popt="$plugin,out=$res"
+[ "${PROFILE_MEM:-0}" = 1 ] && popt+=",mem=on"
+perf=()
+if [ "${PROFILE_HOST:-0}" = 1 ]; then
+	command -v perf >/dev/null ||
+		{ echo "profile: PROFILE_HOST=1 needs perf on the host (apt install linux-perf)" >&2; exit 1; }
+	popt+=",count=off,time=on"
+	perf=(perf record -q -e cpu-clock -F 2000 -k CLOCK_MONOTONIC -o "$out/$case.perf" --)
+fi
 # nokaslr: the kernel's text where System.map says.
-scripts/vm.py check --variant perf --modules-dir "$perf_src" --only-extra \
+"${perf[@]}" scripts/vm.py check --variant perf --modules-dir "$perf_src" --only-extra \
 	--extra-tests "$dir" --tag "profile-$case" --mem 5120 --timeout 3600 \
-	--test-timeout 3600 --append nokaslr --qemu-extra "-plugin $plugin,out=$res" \
+	--test-timeout 3600 --append nokaslr --qemu-extra "-plugin $popt" \
 	| tail -n 3
-"$here/profsym.py" "$KOUT/System.map" "build/logs/profile-$case.log" "$res" \
-	| tee "$out/$case.txt"
+if [ "${PROFILE_HOST:-0}" = 1 ]; then
+	"$here/profhost.py" "build/logs/profile-$case.log" "$res" "$out/$case.perf" \
+		| tee "$out/$case.txt"
+else
+	"$here/profsym.py" "$KOUT/System.map" "build/logs/profile-$case.log" "$res" \
+		| tee "$out/$case.txt"
+fi
 echo "profile: build/profile/$case.txt (raw: build/profile/$case.out)"

@@ -13,6 +13,10 @@ profile) is named with the symbols printed before its "# tbprof" line, the
 latest for each module, so a module may load at another address in every
 phase. Addresses below the kernel's half are user space, one "user" row. If
 the log has "# profile calls N", counts are divided by N (per call and side).
+
+A profile taken with mem=on also has, per instruction, its data accesses and
+the modelled misses (QEMU's 256-entry softmmu TLB, a 4096-entry one, a 2 MiB
+cache) and, per phase, the TLBIs run; a second table gives them per function.
 """
 import argparse
 import bisect
@@ -77,6 +81,22 @@ class Names:
         return self.syms[self.addrs[i]] if i >= 0 else 'unknown'
 
 
+def print_exits(exits, div, unit, top):
+    """The blocks' exits QEMU does not chain, and the system register
+    accesses, per function."""
+    tot = [[sum(r[s][k] for r in exits.values()) / div for k in range(4)] for s in (0, 1)]
+    print(f'\nblock exits not chained, and MRS/MSR, {unit}, A (upstream) / B (ours):')
+    for k, what in enumerate(('MRS/MSR', 'indirect branch', 'branch to another page',
+                              'no branch (sysreg, exception)')):
+        print(f'  {what:30} {tot[0][k]:8.1f} {tot[1][k]:8.1f}')
+    print(f'{"ind A":>7} {"ind B":>7} {"pg A":>7} {"pg B":>7} {"oth A":>7} {"oth B":>7} '
+          f'{"sys A":>7} {"sys B":>7}  function')
+    rows = sorted(exits.items(), key=lambda kv: -max(sum(kv[1][0][1:]), sum(kv[1][1][1:])))
+    for name, (a, b) in rows[:top]:
+        print(f'{a[1] / div:7.2f} {b[1] / div:7.2f} {a[2] / div:7.2f} {b[2] / div:7.2f} '
+              f'{a[3] / div:7.2f} {b[3] / div:7.2f} {a[0] / div:7.2f} {b[0] / div:7.2f}  {name}')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('system_map')
@@ -91,10 +111,21 @@ def main():
         sys.exit('profsym: no "# tbprof A|B" line in the guest log')
     names = {}
     per = {}
+    mem = {}
+    exits = {}
+    tlbis = [0, 0]
+
     with open(args.profile) as f:
         for line in f:
-            epoch, phase, vaddr, _, count = line.split()
-            epoch = int(epoch)
+            fields = line.split()
+            epoch, phase = int(fields[0]), fields[1]
+            if fields[2] == 'T':
+                tlbis[phase == 'B'] += int(fields[3])
+                continue
+            if fields[2] == 'M':
+                vaddr, counts = fields[3], [int(x) for x in fields[4:8]]
+            else:
+                vaddr, _, count = fields[2:5]
             if epoch >= len(marked) or marked[epoch][0] != phase:
                 sys.exit(f'profsym: epoch {epoch} ran in phase {phase}, but the log announced '
                          f'{len(marked)} phases ({"".join(p for p, _ in marked)}): '
@@ -102,6 +133,15 @@ def main():
             if epoch not in names:
                 names[epoch] = Names(ksyms, marked[epoch][1])
             name = names[epoch](int(vaddr, 16))
+            if fields[2] == 'M':
+                row = mem.setdefault(name, [[0] * 4, [0] * 4])
+                row[phase == 'B'] = [a + b for a, b in zip(row[phase == 'B'], counts)]
+                continue
+            if len(fields) >= 9:
+                # Per segment: the MRS/MSR run, and the exits of its block
+                # taken indirectly, to another page, or without a branch.
+                ex = exits.setdefault(name, [[0] * 4, [0] * 4])
+                ex[phase == 'B'] = [a + int(b) for a, b in zip(ex[phase == 'B'], fields[5:9])]
             row = per.setdefault(name, [0, 0])
             row[phase == 'B'] += int(count)
     if not per:
@@ -116,6 +156,23 @@ def main():
     rows = sorted(per.items(), key=lambda kv: -max(kv[1]))
     for name, (a, b) in rows[:args.top]:
         print(f'{a / div:12.1f} {b / div:12.1f} {(b - a) / div:+10.1f}  {name}')
+    if exits:
+        print_exits(exits, div, unit, args.top)
+    if not mem:
+        return
+    tot = [[sum(r[s][k] for r in mem.values()) / div for k in range(4)] for s in (0, 1)]
+    print(f'\ndata accesses and modelled misses {unit}, A (upstream) / B (ours):')
+    for k, what in enumerate(('accesses', 'tlb256 misses', 'tlb4096 misses',
+                              '2 MiB cache misses')):
+        print(f'  {what:20} {tot[0][k]:10.1f} {tot[1][k]:10.1f}')
+    print(f'  {"TLBIs":20} {tlbis[0] / div:10.2f} {tlbis[1] / div:10.2f}')
+    print(f'{"acc A":>8} {"acc B":>8} {"t256 A":>8} {"t256 B":>8} {"t4k A":>8} {"t4k B":>8} '
+          f'{"$ A":>7} {"$ B":>7}  function')
+    rows = sorted(mem.items(), key=lambda kv: -max(kv[1][0][1], kv[1][1][1], kv[1][0][3],
+                                                   kv[1][1][3]))
+    for name, (a, b) in rows[:args.top]:
+        print(f'{a[0] / div:8.1f} {b[0] / div:8.1f} {a[1] / div:8.2f} {b[1] / div:8.2f} '
+              f'{a[2] / div:8.2f} {b[2] / div:8.2f} {a[3] / div:7.2f} {b[3] / div:7.2f}  {name}')
 
 
 if __name__ == '__main__':

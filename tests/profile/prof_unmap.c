@@ -7,8 +7,18 @@
  * and each phase's start ("# tbprof A|B") go to the log for
  * scripts/profsym.py.
  *
- *   prof_unmap [rounds]      default 4 (3 counted per side)
+ *   prof_unmap [rounds]      default PROF_ROUNDS, 4 unless built with
+ *                            another (3 counted per side)
+ *
+ * PROF_MIB (default 64) is the size unmapped per round, set by
+ * scripts/profile.sh from PROFILE_MIB.
  */
+#ifndef PROF_MIB
+#define PROF_MIB 64
+#endif
+#ifndef PROF_ROUNDS
+#define PROF_ROUNDS 4
+#endif
 #define main vfio_bench_main
 #include "../bench/vfio_bench.c"
 #undef main
@@ -28,8 +38,8 @@ static void dump_syms(const char *module)
 
 int main(int argc, char **argv)
 {
-	int rounds = argc > 1 ? atoi(argv[1]) : 4, r, k, g[2], c;
-	uint64_t len = 64ul << 20, off, done;
+	int rounds = argc > 1 ? atoi(argv[1]) : PROF_ROUNDS, r, k, g[2], c;
+	uint64_t len = (uint64_t)PROF_MIB << 20, off, done;
 	char edu[32], igb[32];
 	void *buf;
 

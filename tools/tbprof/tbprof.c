@@ -25,6 +25,21 @@
  * numbers the phases from 0, so modules loaded at different addresses in
  * different phases can still be named.
  *
+ * mem=on adds a model of where the guest's data accesses would miss, to
+ * tell locality from work: per instruction, its accesses in the phase and
+ * how many miss in QEMU's softmmu TLB as it starts (direct-mapped, 256
+ * entries, 8 victims), in a 4096-entry one, and in a host-like 2 MiB 16-way
+ * cache of 64-byte lines; guest virtual addresses, one model per vCPU,
+ * kept warm outside the phases. A TLBI empties the vCPU's TLB models, as
+ * QEMU flushes the whole TLB for most of the kernel's. Lines
+ * "epoch phase M vaddr accesses tlb256 tlb4096 cache" per instruction, and
+ * "epoch phase T tlbis" per phase.
+ *
+ * count=off leaves out the counting (only the markers are instrumented)
+ * and time=on writes each phase's wall-clock span, "epoch phase W start end"
+ * in CLOCK_MONOTONIC nanoseconds: with both, `perf record` of QEMU can tell
+ * which host code each phase ran (scripts/profhost.py).
+ *
  * The plugin API is declared here, not taken from QEMU's headers (Debian
  * does not package them): API version 4, QEMU 9.2 and later. QEMU refuses
  * to load the plugin, naming the versions, if it does not support it.
@@ -35,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <time.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -61,6 +77,13 @@ uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
 void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn,
 					    void (*cb)(unsigned int, void *),
 					    enum qemu_plugin_cb_flags flags, void *userdata);
+typedef uint32_t qemu_plugin_meminfo_t;
+enum qemu_plugin_mem_rw { QEMU_PLUGIN_MEM_RW = 3 };
+void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *insn,
+				      void (*cb)(unsigned int, qemu_plugin_meminfo_t, uint64_t,
+						 void *),
+				      enum qemu_plugin_cb_flags flags, enum qemu_plugin_mem_rw rw,
+				      void *userdata);
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, void (*cb)(qemu_plugin_id_t, void *),
 				    void *userdata);
 
@@ -77,7 +100,47 @@ struct seg {
 	uint64_t vaddr;
 	uint64_t n;
 	uint64_t count;		/* instructions run in the current phase */
+	/* How its block starts and ends, and how the block was left. */
+	uint64_t tb_start;	/* the block's first instruction */
+	bool tb_first, tb_end;	/* the segment starts, ends the block */
+	char end;		/* the block's last insn: i(ndirect), b(ranch), o(ther) */
+	uint64_t sysregs;	/* MRS and MSR (register) instructions in it */
+	uint64_t indirect, cross, other;	/* exits, in the current phase */
 };
+
+#define MAX_VCPUS 16
+
+static struct seg *last_seg[MAX_VCPUS];	/* each touched by its vCPU only */
+
+/* mem=on: one instruction's data accesses and modelled misses. */
+struct msite {
+	struct msite *next;
+	uint64_t vaddr;
+	uint64_t acc, tlb256, tlb4k, cache;
+};
+
+#define VICTIMS 8
+#define CACHE_SETS 2048		/* 2 MiB: 2048 sets of 16 lines of 64 bytes */
+#define CACHE_WAYS 16
+
+struct tlb {
+	unsigned int bits;
+	uint64_t *tag;		/* page number + 1, 0 empty */
+	uint64_t victim[VICTIMS];
+	unsigned int next_victim;
+};
+
+/* Models are per vCPU, touched only by that vCPU's thread. */
+struct model {
+	struct tlb t256, t4k;
+	uint64_t line[CACHE_SETS][CACHE_WAYS];	/* line + 1, most recent first */
+};
+
+static bool mem_on, count_on = true, time_on;
+static uint64_t phase_start;
+static struct model *models[MAX_VCPUS];
+static struct msite *msites;
+static uint64_t tlbis;
 
 struct marker {
 	int phase;		/* the phase the marker starts */
@@ -90,31 +153,218 @@ static unsigned int epoch;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static FILE *out;
 
+/*
+ * Also classifies how the vCPU's previous block was left for this one: QEMU
+ * chains a direct branch or a fall-through to a block on the page the
+ * branching block starts on; an indirect branch, a direct one to another
+ * page and a block that ends without a branch (a system register write, an
+ * exception) go through a lookup or out to the main loop.
+ */
 static void seg_exec(unsigned int vcpu, void *u)
 {
-	struct seg *s = u;
+	struct seg *s = u, *l;
 
-	(void)vcpu;
+	if (!__atomic_load_n(&phase, __ATOMIC_RELAXED)) {
+		if (vcpu < MAX_VCPUS)
+			last_seg[vcpu] = s;
+		return;
+	}
+	__atomic_fetch_add(&s->count, s->n, __ATOMIC_RELAXED);
+	if (vcpu >= MAX_VCPUS)
+		return;
+	l = last_seg[vcpu];
+	last_seg[vcpu] = s;
+	if (!s->tb_first || !l || !l->tb_end)
+		return;
+	if (l->end == 'i')
+		__atomic_fetch_add(&l->indirect, 1, __ATOMIC_RELAXED);
+	else if (l->end == 'o')
+		__atomic_fetch_add(&l->other, 1, __ATOMIC_RELAXED);
+	else if ((l->tb_start ^ s->vaddr) >> 12)
+		__atomic_fetch_add(&l->cross, 1, __ATOMIC_RELAXED);
+}
+
+/* How a block that ends with @op is left: 'i', 'b' or 'o' (see seg_exec). */
+static char end_kind(uint32_t op)
+{
+	if ((op & 0xfe000000u) == 0xd6000000u)
+		return 'i';	/* BR, BLR, RET (and their PAuth forms), ERET */
+	if ((op & 0x7c000000u) == 0x14000000u || (op & 0xff000010u) == 0x54000000u ||
+	    (op & 0x7e000000u) == 0x34000000u || (op & 0x7e000000u) == 0x36000000u)
+		return 'b';	/* B, BL, B.cond, CBZ/CBNZ, TBZ/TBNZ */
+	return 'o';
+}
+
+/* MRS or MSR (register). */
+static bool is_sysreg(uint32_t op)
+{
+	return (op & 0xffd00000u) == 0xd5100000u;
+}
+
+/* Whether @page misses in @t; fills it as QEMU's tlb_fill would. */
+static bool tlb_miss(struct tlb *t, uint64_t page)
+{
+	uint64_t *e = &t->tag[page & ((1u << t->bits) - 1)];
+	unsigned int i;
+
+	if (*e == page + 1)
+		return false;
+	for (i = 0; i < VICTIMS; i++) {
+		if (t->victim[i] == page + 1) {
+			/* Swapped back into the main table, as victim_tlb_hit(). */
+			t->victim[i] = *e;
+			*e = page + 1;
+			return false;
+		}
+	}
+	if (*e) {
+		t->victim[t->next_victim] = *e;
+		t->next_victim = (t->next_victim + 1) % VICTIMS;
+	}
+	*e = page + 1;
+	return true;
+}
+
+static void tlb_empty(struct tlb *t)
+{
+	memset(t->tag, 0, sizeof(*t->tag) << t->bits);
+	memset(t->victim, 0, sizeof(t->victim));
+}
+
+/* Whether @line misses in the LRU cache model; makes it the most recent. */
+static bool cache_miss(struct model *m, uint64_t line)
+{
+	uint64_t *set = m->line[line % CACHE_SETS];
+	unsigned int i;
+	bool hit;
+
+	for (i = 0; i < CACHE_WAYS - 1 && set[i] != line + 1; i++)
+		;
+	/* A hit at i, or a miss that evicts the least recent (the last). */
+	hit = set[i] == line + 1;
+	memmove(set + 1, set, i * sizeof(*set));
+	set[0] = line + 1;
+	return !hit;
+}
+
+static void *zalloc(size_t size);
+
+static struct model *model_of(unsigned int vcpu)
+{
+	struct model *m;
+
+	if (vcpu >= MAX_VCPUS)
+		return NULL;
+	m = models[vcpu];
+	if (!m) {
+		m = zalloc(sizeof(*m));
+		m->t256.bits = 8;
+		m->t256.tag = zalloc(sizeof(uint64_t) << 8);
+		m->t4k.bits = 12;
+		m->t4k.tag = zalloc(sizeof(uint64_t) << 12);
+		models[vcpu] = m;
+	}
+	return m;
+}
+
+static void mem_exec(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *u)
+{
+	struct model *m = model_of(vcpu);
+	struct msite *s = u;
+	bool t256, t4k, c;
+
+	(void)info;
+	if (!m)
+		return;
+	t256 = tlb_miss(&m->t256, vaddr >> 12);
+	t4k = tlb_miss(&m->t4k, vaddr >> 12);
+	c = cache_miss(m, vaddr >> 6);
+	if (!__atomic_load_n(&phase, __ATOMIC_RELAXED))
+		return;
+	__atomic_fetch_add(&s->acc, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&s->tlb256, t256, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&s->tlb4k, t4k, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&s->cache, c, __ATOMIC_RELAXED);
+}
+
+static void tlbi_exec(unsigned int vcpu, void *u)
+{
+	struct model *m = model_of(vcpu);
+
+	(void)u;
+	if (m) {
+		tlb_empty(&m->t256);
+		tlb_empty(&m->t4k);
+	}
 	if (__atomic_load_n(&phase, __ATOMIC_RELAXED))
-		__atomic_fetch_add(&s->count, s->n, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&tlbis, 1, __ATOMIC_RELAXED);
+}
+
+/* SYS with CRn = 8: TLBI. */
+static bool is_tlbi(struct qemu_plugin_insn *insn)
+{
+	uint32_t op = 0;
+
+	if (qemu_plugin_insn_data(insn, &op, sizeof(op)) != sizeof(op))
+		return false;
+	return (op & 0xfff80000u) == 0xd5080000u && ((op >> 12) & 0xf) == 8;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
+}
+
+/* A counter's value, zeroed. */
+static uint64_t take(uint64_t *p)
+{
+	return __atomic_exchange_n(p, 0, __ATOMIC_RELAXED);
 }
 
 /* Writes the counts of the phase that ends, @p, and zeroes them. */
 static void flush(int p)
 {
+	struct msite *ms;
 	struct seg *s;
 
 	pthread_mutex_lock(&segs_lock);
 	s = segs;
 	pthread_mutex_unlock(&segs_lock);
 	pthread_mutex_lock(&out_lock);
+	if (time_on)
+		fprintf(out, "%u %c W %llu %llu\n", epoch, 'A' + p - 1,
+			(unsigned long long)phase_start, (unsigned long long)now_ns());
 	for (; s; s = s->next) {
-		uint64_t c = __atomic_exchange_n(&s->count, 0, __ATOMIC_RELAXED);
+		uint64_t c = take(&s->count), xi = take(&s->indirect);
+		uint64_t xc = take(&s->cross), xo = take(&s->other);
 
 		if (c)
-			fprintf(out, "%u %c %llx %llu %llu\n", epoch, 'A' + p - 1,
-				(unsigned long long)s->vaddr, (unsigned long long)s->n,
-				(unsigned long long)c);
+			fprintf(out, "%u %c %llx %llu %llu %llu %llu %llu %llu\n", epoch,
+				'A' + p - 1, (unsigned long long)s->vaddr,
+				(unsigned long long)s->n, (unsigned long long)c,
+				(unsigned long long)(c / s->n * s->sysregs),
+				(unsigned long long)xi, (unsigned long long)xc,
+				(unsigned long long)xo);
+	}
+	if (mem_on) {
+		pthread_mutex_lock(&segs_lock);
+		ms = msites;
+		pthread_mutex_unlock(&segs_lock);
+		for (; ms; ms = ms->next) {
+			uint64_t a = take(&ms->acc), t1 = take(&ms->tlb256);
+			uint64_t t2 = take(&ms->tlb4k), c = take(&ms->cache);
+
+			if (a)
+				fprintf(out, "%u %c M %llx %llu %llu %llu %llu\n", epoch,
+					'A' + p - 1, (unsigned long long)ms->vaddr,
+					(unsigned long long)a, (unsigned long long)t1,
+					(unsigned long long)t2, (unsigned long long)c);
+		}
+		fprintf(out, "%u %c T %llu\n", epoch, 'A' + p - 1,
+			(unsigned long long)take(&tlbis));
 	}
 	fflush(out);
 	epoch++;
@@ -130,6 +380,8 @@ static void marker_exec(unsigned int vcpu, void *u)
 	/* The segment was counted when it started; the marker ends it. */
 	if (old && old != m->phase)
 		flush(old);
+	if (m->phase && old != m->phase)
+		phase_start = now_ns();
 }
 
 static int marker_phase(struct qemu_plugin_insn *insn)
@@ -166,31 +418,65 @@ static void seg_add(struct seg *s)
 	pthread_mutex_unlock(&segs_lock);
 }
 
+static void add_marker(struct qemu_plugin_insn *insn, int p)
+{
+	struct marker *m = zalloc(sizeof(*m));
+
+	m->phase = p;
+	qemu_plugin_register_vcpu_insn_exec_cb(insn, marker_exec, QEMU_PLUGIN_CB_NO_REGS, m);
+}
+
 static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
 	size_t i, n = qemu_plugin_tb_n_insns(tb);
 	struct seg *s = NULL;
+	uint64_t tb_start = n ? qemu_plugin_insn_vaddr(qemu_plugin_tb_get_insn(tb, 0)) : 0;
+	uint32_t op;
 
 	(void)id;
 	for (i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 		int p = marker_phase(insn);
 
+		if (!count_on) {
+			if (p >= 0)
+				add_marker(insn, p);
+			continue;
+		}
 		if (!s) {
 			s = zalloc(sizeof(*s));
 			s->vaddr = qemu_plugin_insn_vaddr(insn);
+			s->tb_start = tb_start;
+			s->tb_first = i == 0;
 			seg_add(s);
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, seg_exec,
 							       QEMU_PLUGIN_CB_NO_REGS, s);
 		}
 		s->n++;
-		if (p >= 0) {
-			struct marker *m = zalloc(sizeof(*m));
+		if (qemu_plugin_insn_data(insn, &op, sizeof(op)) == sizeof(op)) {
+			s->sysregs += is_sysreg(op);
+			if (i == n - 1) {
+				s->tb_end = true;
+				s->end = end_kind(op);
+			}
+		}
+		if (mem_on) {
+			struct msite *ms = zalloc(sizeof(*ms));
 
-			m->phase = p;
-			/* Runs after seg_exec when both are on this insn. */
-			qemu_plugin_register_vcpu_insn_exec_cb(insn, marker_exec,
-							       QEMU_PLUGIN_CB_NO_REGS, m);
+			ms->vaddr = qemu_plugin_insn_vaddr(insn);
+			pthread_mutex_lock(&segs_lock);
+			ms->next = msites;
+			msites = ms;
+			pthread_mutex_unlock(&segs_lock);
+			qemu_plugin_register_vcpu_mem_cb(insn, mem_exec, QEMU_PLUGIN_CB_NO_REGS,
+							 QEMU_PLUGIN_MEM_RW, ms);
+			if (is_tlbi(insn))
+				qemu_plugin_register_vcpu_insn_exec_cb(insn, tlbi_exec,
+								       QEMU_PLUGIN_CB_NO_REGS, NULL);
+		}
+		if (p >= 0) {
+			/* Runs after seg_exec, registered first on this insn. */
+			add_marker(insn, p);
 			s = NULL;
 		}
 	}
@@ -219,8 +505,16 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
 	for (i = 0; i < argc; i++) {
 		if (!strncmp(argv[i], "out=", 4)) {
 			path = argv[i] + 4;
+		} else if (!strcmp(argv[i], "mem=on")) {
+			mem_on = true;
+		} else if (!strcmp(argv[i], "count=off")) {
+			count_on = false;
+		} else if (!strcmp(argv[i], "time=on")) {
+			time_on = true;
 		} else {
-			fprintf(stderr, "tbprof: unknown argument %s (only out=FILE)\n", argv[i]);
+			fprintf(stderr,
+				"tbprof: unknown argument %s (out=FILE, mem=on, count=off, time=on)\n",
+				argv[i]);
 			return -1;
 		}
 	}
