@@ -28,9 +28,15 @@
  *                    each followed by disabling them; n = 1, 4 and the
  *                    number igb offers (VFIO_DEVICE_GET_IRQ_INFO), in us
  *
- * Each round runs both backends on the same container layout (edu's and
- * igb's groups), which goes first alternating between rounds, and prints
- * its raw samples ("# round ..."). At the end every figure gets the two
+ * The DMA figures run both backends at once, in two containers: upstream's
+ * (edu's group), set up before vfio_type1x is loaded, and ours (igb's
+ * group), set up after, each one IOMMU domain. One call per page is timed
+ * in 16 chunks per figure that alternate between the two, one call for the
+ * whole size in turn, so that a drift in the host's speed (other guests on
+ * a shared host) falls on both sides alike. The MSI-X figures run one
+ * backend at a time on a container of both groups. Which goes first
+ * alternates between rounds, chunks and figures. Each round prints its raw
+ * samples ("# round ..."). At the end every figure gets the two
  * medians and the median of the per-round ratios ours/upstream with its 95%
  * bootstrap interval (tests/bench/stats.h; for the latencies the ratio is
  * upstream's time over ours, so above 1 is always ours faster) and a
@@ -67,6 +73,8 @@
 #define DMA_ENTRIES	(BUF_SZ / SZ_4K)
 #define HUGE_PAGES	(BUF_SZ / SZ_2M)
 #define MSIX_ITERS	20
+/* One call per page is timed in this many chunks per side, alternating. */
+#define NCHUNK		16
 #define NR_HUGEPAGES	"/proc/sys/vm/nr_hugepages"
 
 enum { KIND_4K, KIND_THP, KIND_HUGE, NKIND };
@@ -137,31 +145,44 @@ static int open_group(const char *bdf, int container)
 }
 
 /*
- * A type1v2 container holding @edu's and @igb's groups (into *@g), served by
- * upstream (@ours 0) or by vfio_type1x (@ours 1), with room for DMA_ENTRIES
- * mappings.
+ * Makes the backend that type1v2 containers set up from now on get upstream
+ * (@ours 0: vfio_type1x unloaded) or vfio_type1x (@ours 1: loaded with
+ * serve_type1=1, room for DMA_ENTRIES mappings). A container keeps the
+ * backend it was set up with.
  */
-static int open_container(int ours, const char *edu, const char *igb, int *g)
+static void load_backend(int ours)
+{
+	char params[64];
+
+	mod_unload("vfio_type1x");
+	if (!ours)
+		return;
+	/* vfio_type1x links against msi_isolation's query: load it first. */
+	if (access("/sys/module/msi_isolation", F_OK) &&
+	    mod_load("/armsi/modules/msi_isolation.ko", ""))
+		die("load msi_isolation");
+	snprintf(params, sizeof(params), "serve_type1=1 dma_entry_limit=%lu", DMA_ENTRIES);
+	if (mod_load(T1X_KO, params))
+		die("load vfio_type1x");
+}
+
+/*
+ * A type1v2 container holding the groups of the @n devices @bdf (into
+ * *@g), which must be served by vfio_type1x (@ours 1, the only container it
+ * serves) or by upstream (@ours 0), with room for DMA_ENTRIES mappings.
+ */
+static int new_container(int ours, const char *const *bdf, int n, int *g)
 {
 	struct vfio_iommu_type1_info_dma_avail *avail = NULL;
 	struct vfio_iommu_type1_info *info;
 	uint64_t buf[512];
-	char params[64];
-	int c;
+	int c, i;
 
-	mod_unload("vfio_type1x");
-	/* vfio_type1x links against msi_isolation's query: load it first. */
-	if (ours && access("/sys/module/msi_isolation", F_OK) &&
-	    mod_load("/armsi/modules/msi_isolation.ko", ""))
-		die("load msi_isolation");
-	snprintf(params, sizeof(params), "serve_type1=1 dma_entry_limit=%lu", DMA_ENTRIES);
-	if (ours && mod_load(T1X_KO, params))
-		die("load vfio_type1x");
 	c = open("/dev/vfio/vfio", O_RDWR);
 	if (c < 0)
 		die("/dev/vfio/vfio");
-	g[0] = open_group(edu, c);
-	g[1] = open_group(igb, c);
+	for (i = 0; i < n; i++)
+		g[i] = open_group(bdf[i], c);
 	if (ioctl(c, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU))
 		die("SET_IOMMU");
 	if (ours != (read_long(T1X_CONTAINERS) == 1))
@@ -176,25 +197,79 @@ static int open_container(int ours, const char *edu, const char *igb, int *g)
 	return c;
 }
 
-/*
- * Seconds to MAP_DMA @len bytes of @buf at IOVA_BASE in @chunk-sized
- * mappings, then to UNMAP_DMA them chunk by chunk.
- */
-static void map_unmap(int c, void *buf, uint64_t len, uint64_t chunk, double *map_s,
-		      double *unmap_s)
+/* A container of @edu's and @igb's groups (into *@g), served as @ours says. */
+static int open_container(int ours, const char *edu, const char *igb, int *g)
 {
-	uint64_t off, done;
-	double t0 = now();
+	const char *bdf[2] = { edu, igb };
 
-	for (off = 0; off < len; off += chunk)
-		if (map_dma(c, (uint64_t)buf + off, IOVA_BASE + off, chunk, RW, MAPSZ))
+	load_backend(ours);
+	return new_container(ours, bdf, 2, g);
+}
+
+/* The kind, size and way (0: page, 1: one) of DMA figure @f. */
+static void dma_figure(int f, int *kind, int *size, int *way)
+{
+	*way = f / 2 % 2;
+	*size = f / 4 % NSIZE;
+	*kind = f / 4 / NSIZE;
+}
+
+/*
+ * Seconds to MAP_DMA [@off, @off + @len) of @buf at IOVA_BASE + @off in
+ * @step-sized mappings.
+ */
+static double map_range(int c, void *buf, uint64_t off, uint64_t len, uint64_t step)
+{
+	double t0 = now();
+	uint64_t end = off + len;
+
+	for (; off < end; off += step)
+		if (map_dma(c, (uint64_t)buf + off, IOVA_BASE + off, step, RW, MAPSZ))
 			die("MAP_DMA");
-	*map_s = now() - t0;
-	t0 = now();
-	for (off = 0; off < len; off += chunk)
-		if (unmap_dma(c, IOVA_BASE + off, chunk, 0, UNMAPSZ, &done) || done != chunk)
+	return now() - t0;
+}
+
+/* Seconds to UNMAP_DMA those mappings again, one call per mapping. */
+static double unmap_range(int c, uint64_t off, uint64_t len, uint64_t step)
+{
+	double t0 = now();
+	uint64_t end = off + len, done;
+
+	for (; off < end; off += step)
+		if (unmap_dma(c, IOVA_BASE + off, step, 0, UNMAPSZ, &done) || done != step)
 			die("UNMAP_DMA");
-	*unmap_s = now() - t0;
+	return now() - t0;
+}
+
+/*
+ * DMA figures @f (map) and @f + 1 (unmap) of round @r, both backends live:
+ * @c[0] upstream's container, @c[1] ours. One call per page is timed in
+ * NCHUNK chunks that alternate between the two (which goes first
+ * alternating too), so both backends run on the same host moments; one call
+ * for the whole size alternates call by call. Every mapping of one side is
+ * made before the first is unmapped, as before.
+ */
+static void dma_figures(const int c[2], void *const buf[NKIND], int f, int r)
+{
+	uint64_t len, step, chunk, off;
+	int k, s, w, i, side;
+
+	dma_figure(f, &k, &s, &w);
+	len = sizes[s];
+	step = w ? len : kind_page[k];
+	chunk = w ? len : len / NCHUNK;
+	for (i = 0; i < 2; i++)
+		v[i][f][r] = v[i][f + 1][r] = 0;
+	for (off = 0; off < len; off += chunk)
+		for (i = 0; i < 2; i++) {
+			side = (r + f / 2 + off / chunk + i) % 2;
+			v[side][f][r] += map_range(c[side], buf[k], off, chunk, step);
+		}
+	for (off = 0; off < len; off += chunk)
+		for (i = 0; i < 2; i++) {
+			side = (r + f / 2 + off / chunk + i) % 2;
+			v[side][f + 1][r] += unmap_range(c[side], off, chunk, step);
+		}
 }
 
 /* Mean seconds to enable @nvec MSI-X vectors on device @dev, then disable. */
@@ -340,14 +415,6 @@ static void *huge_buffer(void)
 	return p;
 }
 
-/* The kind, size and way (0: page, 1: one) of DMA figure @f. */
-static void dma_figure(int f, int *kind, int *size, int *way)
-{
-	*way = f / 2 % 2;
-	*size = f / 4 % NSIZE;
-	*kind = f / 4 / NSIZE;
-}
-
 /*
  * The figures, in the order a round measures them: per kind, size and way,
  * map then unmap; then MSI-X enable for 1, 4 and @max vectors (those of
@@ -373,20 +440,37 @@ static void figures(int max)
 	nfig = f;
 }
 
-/* One backend's side of round @r. */
-static void run(int ours, int r, const char *edu, const char *igb, void *const buf[NKIND])
+/*
+ * Round @r's DMA figures, both backends live at once: upstream's container
+ * (edu's group) is set up while vfio_type1x is not loaded, ours (igb's
+ * group) after loading it. One group each: one IOMMU domain each, as with
+ * both groups in one container.
+ */
+static void run_dma(int r, const char *edu, const char *igb, void *const buf[NKIND])
 {
-	int g[2], c = open_container(ours, edu, igb, g), f, k, s, w, dev;
+	int c[2], g[2], f;
 
-	for (f = 0; f < NDMA; f += 2) {
-		dma_figure(f, &k, &s, &w);
-		map_unmap(c, buf[k], sizes[s], w ? sizes[s] : kind_page[k], &v[ours][f][r],
-			  &v[ours][f + 1][r]);
-	}
+	load_backend(0);
+	c[0] = new_container(0, &edu, 1, &g[0]);
+	load_backend(1);
+	c[1] = new_container(1, &igb, 1, &g[1]);
+	for (f = 0; f < NDMA; f += 2)
+		dma_figures(c, buf, f, r);
+	close(g[1]);
+	close(c[1]);
+	close(g[0]);
+	close(c[0]);
+}
+
+/* One backend's MSI-X figures of round @r, on igb in a container of both. */
+static void run_msix(int ours, int r, const char *edu, const char *igb)
+{
+	int g[2], c = open_container(ours, edu, igb, g), f, dev;
+
 	dev = ioctl(g[1], VFIO_GROUP_GET_DEVICE_FD, igb);
 	if (dev < 0)
 		die("device fd");
-	for (; f < nfig; f++)
+	for (f = NDMA; f < nfig; f++)
 		v[ours][f][r] = msix(dev, fig[f].nvec);
 	close(dev);
 	close(g[1]);
@@ -442,9 +526,10 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	for (r = 0; r < rounds; r++) {
+		run_dma(r, edu, igb, buf);
 		/* Alternate which backend goes first. */
 		for (k = 0; k < 2; k++)
-			run((r + k) % 2, r, edu, igb, buf);
+			run_msix((r + k) % 2, r, edu, igb);
 		for (f = 0; f < nfig; f++)
 			printf("# round %d %s upstream=%.9f ours=%.9f s\n", r + 1, fig[f].name,
 			       v[0][f][r], v[1][f][r]);
