@@ -265,6 +265,7 @@ pub(crate) fn get_pfns(vaddr: u64, write: bool, npages: u64) -> Result<Pfns> {
 /// with [`PinnedPages::keep`], nothing maps them for DMA any more, and they
 /// are unpinned once. If `has_rsvd` is false, every one of them is pinned:
 /// it came from a [`PinnedPages`] whose pages were all charged.
+#[inline]
 unsafe fn unpin(pfn: u64, npages: u64, dirty: bool, has_rsvd: bool) -> u64 {
     let dirty = c_int::from(dirty);
     if !has_rsvd {
@@ -619,6 +620,7 @@ impl Domain {
     /// `iova` on, within `[iova, last]`: `(phys, bytes)`, or `None` when
     /// `iova` is not mapped. The pages are looked up one by one, as
     /// upstream finds the chunks it unmaps.
+    #[inline]
     pub(crate) fn mapped_run(&self, iova: u64, last: u64) -> Option<(u64, u64)> {
         if last < iova {
             return None;

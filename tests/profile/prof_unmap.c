@@ -2,10 +2,10 @@
 /*
  * `make profile PROFILE=unmap_4k`: UNMAP_DMA of 64 MiB of 4 KiB mappings,
  * one call per page, vfio_iommu_type1 in tbprof's phase A and vfio_type1x in
- * phase B, alternating over the rounds in one boot (vfio_bench.c's helpers).
- * Round 0 warms up and is not counted. The modules' symbols ("# ks" lines)
- * and each phase's start ("# tbprof A|B") go to the log for
- * scripts/profsym.py.
+ * phase B, both live at once and alternating in vfio_bench's chunks (its
+ * helpers), one phase per chunk. Round 0 warms up and is not counted. The
+ * modules' symbols ("# ks" lines) and each phase's start ("# tbprof A|B") go
+ * to the log for scripts/profsym.py.
  *
  *   prof_unmap [rounds]      default PROF_ROUNDS, 4 unless built with
  *                            another (3 counted per side)
@@ -38,9 +38,10 @@ static void dump_syms(const char *module)
 
 int main(int argc, char **argv)
 {
-	int rounds = argc > 1 ? atoi(argv[1]) : PROF_ROUNDS, r, k, g[2], c;
-	uint64_t len = (uint64_t)PROF_MIB << 20, off, done;
+	int rounds = argc > 1 ? atoi(argv[1]) : PROF_ROUNDS, r, i, k, g[2], c[2];
+	uint64_t len = (uint64_t)PROF_MIB << 20, chunk = len / NCHUNK, off, done;
 	char edu[32], igb[32];
+	const char *bdf;
 	void *buf;
 
 	printf("TAP version 13\n1..1\n");
@@ -58,33 +59,41 @@ int main(int argc, char **argv)
 	else
 		old_limit = -1;
 	buf = small_buffer();
-	for (r = 0; r < rounds; r++)
-		for (k = 0; k < 2; k++) {
-			int ours = (r + k) % 2;
+	/* Both backends live, as vfio_bench's DMA figures run them. */
+	load_backend(0);
+	bdf = edu;
+	c[0] = new_container(0, &bdf, 1, &g[0]);
+	load_backend(1);
+	bdf = igb;
+	c[1] = new_container(1, &bdf, 1, &g[1]);
+	dump_syms("vfio_iommu_type1|vfio_type1x|msi_isolation");
+	for (r = 0; r < rounds; r++) {
+		for (k = 0; k < 2; k++)
+			map_range(c[k], buf, 0, len, SZ_4K);
+		/* Chunks alternate between the sides, as in vfio_bench. */
+		for (i = 0; i < NCHUNK; i++)
+			for (k = 0; k < 2; k++) {
+				int ours = (r + i + k) % 2;
 
-			c = open_container(ours, edu, igb, g);
-			dump_syms(ours ? "vfio_type1x|msi_isolation" : "vfio_iommu_type1");
-			for (off = 0; off < len; off += SZ_4K)
-				if (map_dma(c, (uint64_t)buf + off, IOVA_BASE + off, SZ_4K, RW,
-					    MAPSZ))
-					die("MAP_DMA");
-			if (r > 0) {
-				printf("# tbprof %c\n", ours ? 'B' : 'A');
-				fflush(stdout);
-				if (ours)
-					MARK(0x7e);
-				else
-					MARK(0x7d);
+				if (r > 0) {
+					printf("# tbprof %c\n", ours ? 'B' : 'A');
+					fflush(stdout);
+					if (ours)
+						MARK(0x7e);
+					else
+						MARK(0x7d);
+				}
+				for (off = i * chunk; off < (i + 1) * chunk; off += SZ_4K)
+					if (unmap_dma(c[ours], IOVA_BASE + off, SZ_4K, 0, UNMAPSZ,
+						      &done) || done != SZ_4K)
+						die("UNMAP_DMA");
+				MARK(0x7c);
 			}
-			for (off = 0; off < len; off += SZ_4K)
-				if (unmap_dma(c, IOVA_BASE + off, SZ_4K, 0, UNMAPSZ, &done) ||
-				    done != SZ_4K)
-					die("UNMAP_DMA");
-			MARK(0x7c);
-			close(g[1]);
-			close(g[0]);
-			close(c);
-		}
+	}
+	for (k = 0; k < 2; k++) {
+		close(g[k]);
+		close(c[k]);
+	}
 	printf("# profile calls %d\n", (rounds - 1) * (int)(len / SZ_4K));
 	mod_unload("vfio_type1x");
 	printf("ok 1 prof_unmap\n");

@@ -104,6 +104,10 @@ impl Dma {
 /// the walk to the previous node of the first one climbs the whole height of
 /// the tree, and an unmap in address order always takes the first. From the
 /// next node the way back is short.
+///
+/// Always inlined: out of line, every unmapped mapping paid a call, a return
+/// and a copy of its [`Dma`] (`make profile PROFILE=unmap_4k`).
+#[inline(always)]
 fn take_current(c: CursorMut<'_, u64, Dma>) -> Option<(Dma, Option<CursorMut<'_, u64, Dma>>)> {
     let (node, next) = if c.peek_next().is_some() {
         let mut next = c.move_next()?;
@@ -145,6 +149,7 @@ impl Inner {
 
     /// Unmaps, unpins and refunds one mapping taken out of `dmas`, and
     /// gives its entry back.
+    #[inline]
     fn release_dma(&mut self, dma: Dma) {
         self.dma_avail += 1;
         if dma.vaddr_invalid {
@@ -154,6 +159,7 @@ impl Inner {
     }
 
     /// Unmaps, unpins and refunds a mapping `dmas` does not count.
+    #[inline]
     fn drop_dma(&mut self, dma: Dma) {
         self.domains.unmap_unpin(dma.pins);
         dma.mm.refund(dma.locked);
