@@ -18,7 +18,8 @@ import re
 import subprocess
 import sys
 
-CALLS = re.compile(r'# profile calls (\d+)')
+from profsym import phases
+
 # "comm tid time: period ip sym (dso)"; comm may hold spaces ("CPU 0/TCG").
 SAMPLE = re.compile(r'^\s*(.*?)\s+(\d+)\s+(\d+)\.(\d+):\s+(\d+)\s+([0-9a-f]+)\s+(.*?)\s+\((.*)\)$')
 
@@ -31,16 +32,6 @@ def spans(path):
             if len(fields) == 5 and fields[2] == 'W':
                 out.append((int(fields[3]), int(fields[4]), fields[1]))
     return sorted(out)
-
-
-def calls_of(log):
-    calls = None
-    with open(log, errors='replace') as f:
-        for line in f:
-            m = CALLS.search(line)
-            if m:
-                calls = int(m.group(1))
-    return calls
 
 
 def thread_class(comm):
@@ -62,7 +53,7 @@ def main():
     sp = spans(args.profile)
     if not sp:
         sys.exit('profhost: no phase spans ("W" lines): was the plugin run with time=on?')
-    calls = calls_of(args.log) or 1
+    calls = phases(args.log)[1] or 1
     starts = [s for s, _, _ in sp]
     wall = {'A': 0, 'B': 0}
     for s, e, p in sp:

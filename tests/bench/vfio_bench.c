@@ -441,25 +441,38 @@ static void figures(int max)
 }
 
 /*
- * Round @r's DMA figures, both backends live at once: upstream's container
- * (edu's group) is set up while vfio_type1x is not loaded, ours (igb's
- * group) after loading it. One group each: one IOMMU domain each, as with
- * both groups in one container.
+ * Both backends live at once: @c[0] upstream's container (edu's group, into
+ * @g[0]), set up while vfio_type1x is not loaded, and @c[1] ours (igb's
+ * group), set up after loading it. One group each: one IOMMU domain each,
+ * as with both groups in one container.
  */
-static void run_dma(int r, const char *edu, const char *igb, void *const buf[NKIND])
+static void open_pair(const char *edu, const char *igb, int c[2], int g[2])
 {
-	int c[2], g[2], f;
-
 	load_backend(0);
 	c[0] = new_container(0, &edu, 1, &g[0]);
 	load_backend(1);
 	c[1] = new_container(1, &igb, 1, &g[1]);
+}
+
+static void close_pair(const int c[2], const int g[2])
+{
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		close(g[k]);
+		close(c[k]);
+	}
+}
+
+/* Round @r's DMA figures, both backends live at once. */
+static void run_dma(int r, const char *edu, const char *igb, void *const buf[NKIND])
+{
+	int c[2], g[2], f;
+
+	open_pair(edu, igb, c, g);
 	for (f = 0; f < NDMA; f += 2)
 		dma_figures(c, buf, f, r);
-	close(g[1]);
-	close(c[1]);
-	close(g[0]);
-	close(c[0]);
+	close_pair(c, g);
 }
 
 /* One backend's MSI-X figures of round @r, on igb in a container of both. */

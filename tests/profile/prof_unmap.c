@@ -41,7 +41,6 @@ int main(int argc, char **argv)
 	int rounds = argc > 1 ? atoi(argv[1]) : PROF_ROUNDS, r, i, k, g[2], c[2];
 	uint64_t len = (uint64_t)PROF_MIB << 20, chunk = len / NCHUNK, off, done;
 	char edu[32], igb[32];
-	const char *bdf;
 	void *buf;
 
 	printf("TAP version 13\n1..1\n");
@@ -60,12 +59,7 @@ int main(int argc, char **argv)
 		old_limit = -1;
 	buf = small_buffer();
 	/* Both backends live, as vfio_bench's DMA figures run them. */
-	load_backend(0);
-	bdf = edu;
-	c[0] = new_container(0, &bdf, 1, &g[0]);
-	load_backend(1);
-	bdf = igb;
-	c[1] = new_container(1, &bdf, 1, &g[1]);
+	open_pair(edu, igb, c, g);
 	dump_syms("vfio_iommu_type1|vfio_type1x|msi_isolation");
 	for (r = 0; r < rounds; r++) {
 		for (k = 0; k < 2; k++)
@@ -90,10 +84,7 @@ int main(int argc, char **argv)
 				MARK(0x7c);
 			}
 	}
-	for (k = 0; k < 2; k++) {
-		close(g[k]);
-		close(c[k]);
-	}
+	close_pair(c, g);
 	printf("# profile calls %d\n", (rounds - 1) * (int)(len / SZ_4K));
 	mod_unload("vfio_type1x");
 	printf("ok 1 prof_unmap\n");

@@ -301,12 +301,8 @@ static void tlbi_exec(unsigned int vcpu, void *u)
 }
 
 /* SYS with CRn = 8: TLBI. */
-static bool is_tlbi(struct qemu_plugin_insn *insn)
+static bool is_tlbi(uint32_t op)
 {
-	uint32_t op = 0;
-
-	if (qemu_plugin_insn_data(insn, &op, sizeof(op)) != sizeof(op))
-		return false;
 	return (op & 0xfff80000u) == 0xd5080000u && ((op >> 12) & 0xf) == 8;
 }
 
@@ -384,13 +380,11 @@ static void marker_exec(unsigned int vcpu, void *u)
 		phase_start = now_ns();
 }
 
-static int marker_phase(struct qemu_plugin_insn *insn)
+/* The phase the instruction @op starts if it is a marker, else -1. */
+static int marker_phase(uint32_t op)
 {
-	uint32_t op = 0;
 	unsigned int imm;
 
-	if (qemu_plugin_insn_data(insn, &op, sizeof(op)) != sizeof(op))
-		return -1;
 	if ((op & HINT_MASK) != HINT_BASE)
 		return -1;
 	imm = (op >> 5) & 0x7f;
@@ -431,12 +425,17 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 	size_t i, n = qemu_plugin_tb_n_insns(tb);
 	struct seg *s = NULL;
 	uint64_t tb_start = n ? qemu_plugin_insn_vaddr(qemu_plugin_tb_get_insn(tb, 0)) : 0;
-	uint32_t op;
 
 	(void)id;
 	for (i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
-		int p = marker_phase(insn);
+		/* 0 (UDF) when it cannot be read: no marker, sysreg or TLBI. */
+		uint32_t op = 0;
+		int p;
+
+		if (qemu_plugin_insn_data(insn, &op, sizeof(op)) != sizeof(op))
+			op = 0;
+		p = marker_phase(op);
 
 		if (!count_on) {
 			if (p >= 0)
@@ -453,12 +452,10 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 							       QEMU_PLUGIN_CB_NO_REGS, s);
 		}
 		s->n++;
-		if (qemu_plugin_insn_data(insn, &op, sizeof(op)) == sizeof(op)) {
-			s->sysregs += is_sysreg(op);
-			if (i == n - 1) {
-				s->tb_end = true;
-				s->end = end_kind(op);
-			}
+		s->sysregs += is_sysreg(op);
+		if (i == n - 1) {
+			s->tb_end = true;
+			s->end = end_kind(op);
 		}
 		if (mem_on) {
 			struct msite *ms = zalloc(sizeof(*ms));
@@ -470,7 +467,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			pthread_mutex_unlock(&segs_lock);
 			qemu_plugin_register_vcpu_mem_cb(insn, mem_exec, QEMU_PLUGIN_CB_NO_REGS,
 							 QEMU_PLUGIN_MEM_RW, ms);
-			if (is_tlbi(insn))
+			if (is_tlbi(op))
 				qemu_plugin_register_vcpu_insn_exec_cb(insn, tlbi_exec,
 								       QEMU_PLUGIN_CB_NO_REGS, NULL);
 		}
@@ -517,6 +514,10 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int
 				argv[i]);
 			return -1;
 		}
+	}
+	if (mem_on && !count_on) {
+		fprintf(stderr, "tbprof: mem=on needs the counting (not count=off)\n");
+		return -1;
 	}
 	out = fopen(path, "w");
 	if (!out) {
