@@ -36,6 +36,9 @@
 # whose names contain one of the words: vfio_bench, vfio_pci_driver_test,
 # vits_lpi_bench, msi_rtt, vits_busy_queue.
 #
+# BENCH_VFIO_AA=1 makes both sides of vfio_bench's DMA figures upstream (an
+# A/A run): what the method makes of two equal sides.
+#
 # BENCH_ICOUNT=1 runs the guest under QEMU's -icount (shift=0, sleep=off):
 # its clock then counts guest instructions (1 ns each), on one host thread,
 # so a figure no longer depends on what else the host does. It weighs every
@@ -52,7 +55,7 @@ perf_modules
 bench="$top/build/bench"
 rm -rf "$bench"; mkdir -p "$bench"
 aarch64-linux-gnu-gcc -static -O2 -Wall -Werror -Wno-format-truncation -D_GNU_SOURCE \
-	-I"$top/include/uapi" -isystem "$KOUT/usr/include" \
+	-DVFIO_BENCH_AA="${BENCH_VFIO_AA:-0}" -I"$top/include/uapi" -isystem "$KOUT/usr/include" \
 	-o "$bench/a_vfio_bench" tests/bench/vfio_bench.c
 for b in upstream type1x; do
 	printf '#!/bin/sh\nexec /armsi/vfio_peer.sh %s vfio_pci_driver_test -v vfio_type1v2_iommu\n' "$b" \

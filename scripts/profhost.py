@@ -4,13 +4,16 @@
 prints, per side, the wall clock and the host CPU time per call, by thread
 and by host function (PROFILE_HOST=1 make profile).
 
-    profhost.py guest.log tbprof.out perf.data [--top N]
+    profhost.py guest.log tbprof.out perf.data [--top N] [--system-map MAP]
 
 tbprof.out has the phases' spans ("epoch phase W start end", CLOCK_MONOTONIC
 ns; the plugin ran with count=off,time=on); perf.data was recorded with
 -k CLOCK_MONOTONIC, so a sample belongs to the phase whose span holds its
 time. The guest log gives "# profile calls N" (per side). Samples in code
-perf cannot name (QEMU's translated guest code) are "[jit]".
+perf cannot name (QEMU's translated guest code) are "[jit]". With QEMU's
+-perfmap, perf names translated code by the guest address its block starts
+at ("guest-0x..."); with --system-map those are named by the guest function
+("[jit] <function>"), the modules' from the log's "# ks" lines.
 """
 import argparse
 import bisect
@@ -18,9 +21,10 @@ import re
 import subprocess
 import sys
 
-from profsym import phases
+from profsym import Names, kernel_symbols, phases
 
 # "comm tid time: period ip sym (dso)"; comm may hold spaces ("CPU 0/TCG").
+GUEST = re.compile(r'^guest-0x([0-9a-f]+)$')
 SAMPLE = re.compile(r'^\s*(.*?)\s+(\d+)\s+(\d+)\.(\d+):\s+(\d+)\s+([0-9a-f]+)\s+(.*?)\s+\((.*)\)$')
 
 
@@ -48,7 +52,13 @@ def main():
     ap.add_argument('profile')
     ap.add_argument('perf')
     ap.add_argument('--top', type=int, default=40)
+    ap.add_argument('--system-map')
     args = ap.parse_args()
+
+    guest = None
+    if args.system_map:
+        marked = phases(args.log)[0]
+        guest = Names(kernel_symbols(args.system_map), marked[-1][1] if marked else {})
 
     sp = spans(args.profile)
     if not sp:
@@ -75,7 +85,10 @@ def main():
         side = sp[i][2] == 'B'
         ns = int(m.group(5))
         sym, dso = m.group(7), m.group(8)
-        if sym in ('[unknown]', '') and dso in ('[unknown]', '', '//anon'):
+        g = GUEST.match(sym)
+        if g:
+            name = f'[jit] {guest(int(g.group(1), 16))}' if guest else '[jit]'
+        elif sym in ('[unknown]', '') and dso in ('[unknown]', '', '//anon'):
             name = '[jit]'
         elif sym in ('[unknown]', ''):
             name = f'[{dso.rsplit("/", 1)[-1]}]'

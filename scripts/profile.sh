@@ -26,7 +26,7 @@
 # guest code, QEMU's helpers, its device models) each side's phases ran, per
 # call. PROFILE_MIB (unmap_4k; default 64)
 # and PROFILE_ROUNDS (unmap_4k; default 4, the first not counted) size the
-# run.
+# run; PROFILE_SWAP=1 (unmap_4k) gives upstream igb's group and ours edu's.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -106,7 +106,7 @@ aarch64-linux-gnu-gcc "${cflags[@]}" -o "$top/build/guest/tests/tbprof_mark" \
 case "$case" in
 unmap_4k)
 	aarch64-linux-gnu-gcc "${cflags[@]}" -DPROF_MIB="${PROFILE_MIB:-64}" \
-		-DPROF_ROUNDS="${PROFILE_ROUNDS:-4}" -o "$dir/prof_unmap" tests/profile/prof_unmap.c
+		-DPROF_ROUNDS="${PROFILE_ROUNDS:-4}" -DPROF_SWAP="${PROFILE_SWAP:-0}" -o "$dir/prof_unmap" tests/profile/prof_unmap.c
 	;;
 lpi_single) install -m 0755 tests/profile/prof_lpi.sh "$dir/prof_lpi" ;;
 msi_rtt) install -m 0755 tests/profile/prof_msi_rtt.sh "$dir/prof_msi_rtt" ;;
@@ -117,20 +117,23 @@ rm -f "$res"
 popt="$plugin,out=$res"
 [ "${PROFILE_MEM:-0}" = 1 ] && popt+=",mem=on"
 perf=()
+qemu=
 if [ "${PROFILE_HOST:-0}" = 1 ]; then
 	command -v perf >/dev/null ||
 		{ echo "profile: PROFILE_HOST=1 needs perf on the host (apt install linux-perf)" >&2; exit 1; }
 	popt+=",count=off,time=on"
+	# -perfmap: perf names QEMU's translated code by guest address.
+	qemu="-perfmap "
 	perf=(perf record -q -e cpu-clock -F 2000 -k CLOCK_MONOTONIC -o "$out/$case.perf" --)
 fi
 # nokaslr: the kernel's text where System.map says.
 "${perf[@]}" scripts/vm.py check --variant perf --modules-dir "$perf_src" --only-extra \
 	--extra-tests "$dir" --tag "profile-$case" --mem 5120 --timeout 3600 \
-	--test-timeout 3600 --append nokaslr --qemu-extra "-plugin $popt" \
+	--test-timeout 3600 --append nokaslr --qemu-extra "$qemu-plugin $popt" \
 	| tail -n 3
 if [ "${PROFILE_HOST:-0}" = 1 ]; then
-	"$here/profhost.py" "build/logs/profile-$case.log" "$res" "$out/$case.perf" \
-		| tee "$out/$case.txt"
+	"$here/profhost.py" --system-map "$KOUT/System.map" "build/logs/profile-$case.log" \
+		"$res" "$out/$case.perf" | tee "$out/$case.txt"
 else
 	"$here/profsym.py" "$KOUT/System.map" "build/logs/profile-$case.log" "$res" \
 		| tee "$out/$case.txt"

@@ -28,9 +28,10 @@
  *                    each followed by disabling them; n = 1, 4 and the
  *                    number igb offers (VFIO_DEVICE_GET_IRQ_INFO), in us
  *
- * The DMA figures run both backends at once, in two containers: upstream's
- * (edu's group), set up before vfio_type1x is loaded, and ours (igb's
- * group), set up after, each one IOMMU domain. One call per page is timed
+ * The DMA figures run both backends at once, in two containers: upstream's,
+ * set up before vfio_type1x is loaded, and ours, set up after, each one
+ * IOMMU domain of one device's group: upstream edu's and ours igb's in
+ * even rounds, the other way round in odd ones. One call per page is timed
  * in 16 chunks per figure that alternate between the two, one call for the
  * whole size in turn, so that a drift in the host's speed (other guests on
  * a shared host) falls on both sides alike. The MSI-X figures run one
@@ -45,8 +46,16 @@
  *
  *   vfio_bench [rounds]     (9 by default)
  *
+ * Built with -DVFIO_BENCH_AA=1 (make bench BENCH_VFIO_AA=1), both sides of
+ * the DMA figures are upstream ("ours" is a second upstream container): an
+ * A/A run, whose ratios show what the method itself makes of two equal
+ * sides.
+ *
  * It finds edu (1234:11e8) and igb (8086:10c9) and binds them to vfio-pci.
  */
+#ifndef VFIO_BENCH_AA
+#define VFIO_BENCH_AA 0
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
@@ -441,17 +450,17 @@ static void figures(int max)
 }
 
 /*
- * Both backends live at once: @c[0] upstream's container (edu's group, into
- * @g[0]), set up while vfio_type1x is not loaded, and @c[1] ours (igb's
- * group), set up after loading it. One group each: one IOMMU domain each,
- * as with both groups in one container.
+ * Both backends live at once: @c[0] upstream's container (the group of
+ * device @bdf[0], into @g[0]), set up while vfio_type1x is not loaded, and
+ * @c[1] ours (@bdf[1]'s group), set up after loading it. One group each:
+ * one IOMMU domain each, as with both groups in one container.
  */
-static void open_pair(const char *edu, const char *igb, int c[2], int g[2])
+static void open_pair(const char *const bdf[2], int c[2], int g[2])
 {
 	load_backend(0);
-	c[0] = new_container(0, &edu, 1, &g[0]);
-	load_backend(1);
-	c[1] = new_container(1, &igb, 1, &g[1]);
+	c[0] = new_container(0, &bdf[0], 1, &g[0]);
+	load_backend(!VFIO_BENCH_AA);
+	c[1] = new_container(!VFIO_BENCH_AA, &bdf[1], 1, &g[1]);
 }
 
 static void close_pair(const int c[2], const int g[2])
@@ -464,12 +473,17 @@ static void close_pair(const int c[2], const int g[2])
 	}
 }
 
-/* Round @r's DMA figures, both backends live at once. */
+/*
+ * Round @r's DMA figures, both backends live at once. Which device's group
+ * each side gets alternates by round (upstream edu's in even rounds), so
+ * that a difference between the two devices' IOMMU setups falls on both.
+ */
 static void run_dma(int r, const char *edu, const char *igb, void *const buf[NKIND])
 {
+	const char *bdf[2] = { r % 2 ? igb : edu, r % 2 ? edu : igb };
 	int c[2], g[2], f;
 
-	open_pair(edu, igb, c, g);
+	open_pair(bdf, c, g);
 	for (f = 0; f < NDMA; f += 2)
 		dma_figures(c, buf, f, r);
 	close_pair(c, g);
@@ -534,8 +548,8 @@ int main(int argc, char **argv)
 	close(g[0]);
 	close(c);
 	figures(max);
-	printf("# vfio_bench: %d rounds, %d figures, igb offers %d MSI-X vectors\n", rounds, nfig,
-	       max);
+	printf("# vfio_bench: %d rounds, %d figures, igb offers %d MSI-X vectors%s\n", rounds, nfig,
+	       max, VFIO_BENCH_AA ? "; A/A: both DMA sides upstream" : "");
 	fflush(stdout);
 
 	for (r = 0; r < rounds; r++) {
@@ -543,6 +557,8 @@ int main(int argc, char **argv)
 		/* Alternate which backend goes first. */
 		for (k = 0; k < 2; k++)
 			run_msix((r + k) % 2, r, edu, igb);
+		printf("# round %d DMA devices upstream=%s ours=%s\n", r + 1, r % 2 ? "igb" : "edu",
+		       r % 2 ? "edu" : "igb");
 		for (f = 0; f < nfig; f++)
 			printf("# round %d %s upstream=%.9f ours=%.9f s\n", r + 1, fig[f].name,
 			       v[0][f][r], v[1][f][r]);
