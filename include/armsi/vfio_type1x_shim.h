@@ -83,6 +83,16 @@ struct mm_struct;
 int t1x_account(struct mm_struct *mm, u64 npages, int inc);
 
 /**
+ * t1x_refund_release() - refund locked memory and drop a reference to the mm
+ * @mm: the mm the pages belong to, referenced (mmgrab()) by the caller
+ * @npages: pages to refund
+ *
+ * The unmap of a mapping does both: one call instead of two, mmdrop() being
+ * a static inline.
+ */
+void t1x_refund_release(struct mm_struct *mm, u64 npages);
+
+/**
  * t1x_pin() - pin user pages of the calling process for long-term DMA
  * @vaddr: first user address (page aligned)
  * @npages: number of pages wanted

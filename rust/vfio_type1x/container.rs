@@ -72,6 +72,7 @@ use crate::{
     },
     ffi::{
         self,
+        cond_resched,
         Attached,
         Domain,
         Domains,

@@ -14,6 +14,7 @@
 #include <linux/module.h>
 #include <linux/of.h>
 #include <linux/of_address.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/msi.h>
@@ -116,6 +117,13 @@ int t1x_account(struct mm_struct *mm, u64 npages, int inc)
 	ret = __account_locked_vm(mm, npages, false, current, false);
 	mmap_write_unlock(mm);
 	return ret;
+}
+
+/* Refunds @npages and drops the caller's reference (mmgrab) to @mm. */
+void t1x_refund_release(struct mm_struct *mm, u64 npages)
+{
+	t1x_account(mm, npages, 0);
+	mmdrop(mm);
 }
 
 #define T1X_PIN_BATCH 512

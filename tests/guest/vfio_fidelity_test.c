@@ -626,7 +626,8 @@ static uint64_t rnd_size(uint64_t *s)
  * @n calls drawn from @seed on container @c: MAP_DMA (good and bad vaddr,
  * flags, argsz, VADDR updates), UNMAP_DMA (plain, ALL, VADDR, bad flags and
  * argsz), GET_INFO (DMA_AVAIL and the IOVA ranges) and CHECK_EXTENSION;
- * every return, errno, written-back size, and VmLck every 8 calls.
+ * every return, errno, written-back size, and VmLck and the pages pinned
+ * (foll_pins(), from the stream's start) every 8 calls and at the end.
  */
 static void random_stream(struct trace *t, int c, char *buf, uint64_t seed, int n)
 {
@@ -639,8 +640,10 @@ static void random_stream(struct trace *t, int c, char *buf, uint64_t seed, int 
 	struct vfio_iommu_type1_info *in;
 	struct vfio_iommu_type1_info_dma_avail *avail;
 	struct vfio_iommu_type1_info_cap_iova_range *ranges;
+	long pins = foll_pins();
 	int i;
 
+	rec(t, "pins readable", pins >= 0);
 	for (i = 0; i < n; i++) {
 		uint64_t iova = rnd_iova(&st), size = rnd_size(&st);
 		uint64_t vaddr = (uint64_t)buf + (xs(&st) % 200) * PG;
@@ -683,11 +686,14 @@ static void random_stream(struct trace *t, int c, char *buf, uint64_t seed, int 
 						       MAPSZ));
 			break;
 		}
-		if (i % 8 == 7)
+		if (i % 8 == 7) {
 			rec(t, "VmLck", vmlck_kb());
+			rec(t, "pages pinned", foll_pins() - pins);
+		}
 	}
 	rec(t, "unmap all", unmap_dma(c, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL, UNMAPSZ, &done));
 	rec(t, "VmLck", vmlck_kb());
+	rec(t, "pages pinned", foll_pins() - pins);
 }
 
 /* Seeds: armsi.fid_seeds=<n> on the kernel command line, else 4. */
@@ -725,6 +731,9 @@ TEST_F_TIMEOUT(fid, random_call_streams_match_upstream, 3600)
 				       type ? "type1v2" : "type1", maps, unmapped);
 			}
 			expect_same(_metadata, &t[0], &t[1]);
+			/* The pin counts were read, and upstream gave every pin back. */
+			EXPECT_EQ(1, t[0].v[0]);
+			EXPECT_EQ(0, t[0].v[t[0].n - 1]);
 		}
 	}
 }

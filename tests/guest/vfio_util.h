@@ -145,6 +145,28 @@ static inline long vmlck_kb(void)
 }
 
 /*
+ * Pages pinned for long-term use (FOLL_PIN) system-wide and not yet
+ * unpinned, from /proc/vmstat after folding every CPU's pending counts
+ * into it (vm.stat_refresh); -1 if that fails. Nothing else pins in the
+ * test guest, so a backend's mappings are the difference between two
+ * readings: a page left pinned after its unmap shows.
+ */
+static inline long foll_pins(void)
+{
+	const char *s, *a, *r;
+
+	if (write_str("/proc/sys/vm/stat_refresh", "1"))
+		return -1;
+	s = slurp("/proc/vmstat");
+
+	a = s ? strstr(s, "nr_foll_pin_acquired ") : NULL;
+	r = s ? strstr(s, "nr_foll_pin_released ") : NULL;
+	if (!a || !r)
+		return -1;
+	return strtol(a + 21, NULL, 10) - strtol(r + 21, NULL, 10);
+}
+
+/*
  * Finds edu, binds it to vfio-pci and readies the two backends: upstream
  * vfio_iommu_type1 loaded, vfio_type1x not (loaded after it, it would be
  * asked first), msi_isolation loaded (vfio_type1x links against its
