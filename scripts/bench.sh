@@ -17,7 +17,7 @@
 #                           built-in ITS and with kvm_vits, alternating, at
 #                           -v 2 -d 2 -e 8, -v 2 -d 16 -e 16, -v 1 -d 1 -e 17
 #                           (9 rounds) and the single stream -v 1 -d 1 -e 1
-#                           (21 rounds)
+#                           (21 rounds); the one-vCPU runs pinned to CPU 0
 #   busy-queue              KVM_SIGNAL_MSI latency (translation cache misses)
 #                           while the guest runs INVALLs, built-in vs kvm_vits
 #   msi-rtt                 an assigned edu's MSI round trip seen from a KVM
