@@ -628,9 +628,16 @@ impl Domain {
 
     /// The physical address `iova` maps to, if any.
     pub(crate) fn iova_to_phys(&self, iova: u64) -> Option<u64> {
-        // SAFETY: the domain is live (type invariant).
-        let pa = unsafe { bindings::iommu_iova_to_phys(self.0.as_ptr(), iova) };
+        let pa = self.phys(iova);
         (pa != 0).then_some(pa)
+    }
+
+    /// `iommu_iova_to_phys()`: the physical address `iova` maps to, 0 if
+    /// none.
+    #[inline]
+    fn phys(&self, iova: u64) -> u64 {
+        // SAFETY: the domain is live (type invariant).
+        unsafe { bindings::iommu_iova_to_phys(self.0.as_ptr(), iova) }
     }
 
     /// The run of physically contiguous pages mapped from page-aligned
@@ -658,13 +665,9 @@ impl Domain {
                 // No overflow: (n + 1) pages from `iova` still start at or
                 // before `last`; physical addresses are far below 2^64.
                 let off = (n + 1) << PAGE_SHIFT;
-                // SAFETY: the domain is live (type invariant).
-                let next = unsafe {
-                    bindings::iommu_iova_to_phys(self.0.as_ptr(), iova.wrapping_add(off))
-                };
-                // `pa` is not 0, so neither is this: an unmapped page (0)
-                // ends the run too.
-                if next != pa.wrapping_add(off) {
+                // `pa` is not 0, so neither is `pa + off`: an unmapped page
+                // (0) ends the run too.
+                if self.phys(iova.wrapping_add(off)) != pa.wrapping_add(off) {
                     break 'run;
                 }
                 n += 1;
