@@ -53,14 +53,17 @@ selftest() {
 		[ -s "$res" ] || { echo "tbprof selftest: the plugin wrote no profile" >&2; return 1; }
 	}
 	run_selftest "" || return 1
-	# Per epoch and phase the instructions, MRS/MSR and unchained exits
-	# (indirect, to another page, without a branch), nothing else.
-	got=$(awk '{ k = $1 " " $2; n[k] += $5; s[k] += $6; i[k] += $7; p[k] += $8; o[k] += $9 }
-		END { for (k in n) print k, n[k], s[k], i[k], p[k], o[k] }' "$res" |
+	# Per epoch and phase the instructions, MRS/MSR, unchained exits
+	# (indirect, to another page, without a branch) and jump cache lookups
+	# and misses, nothing else.
+	got=$(awk '{ k = $1 " " $2; n[k] += $5; s[k] += $6; i[k] += $7; p[k] += $8; o[k] += $9
+			jl[k] += $10; jm[k] += $11 }
+		END { for (k in n) print k, n[k], s[k], i[k], p[k], o[k], jl[k], jm[k] }' "$res" |
 		sort | tr '\n' ' ')
-	want="0 A 2003 0 0 0 0 1 B 1005 0 0 0 0 2 A 2412 1 1 1 1 "
+	want="0 A 2003 0 0 0 0 0 0 1 B 1005 0 0 0 0 0 0 2 A 2421 1 3 1 1 5 5 "
 	if [ "$got" != "$want" ]; then
-		echo "tbprof selftest: epochs, phases, instructions, MRS/MSR and exits:" \
+		echo "tbprof selftest: epochs, phases, instructions, MRS/MSR, exits and" \
+			"jump cache lookups and misses:" \
 			"$got(want $want)" >&2
 		return 1
 	fi
@@ -73,14 +76,14 @@ selftest() {
 		{ n[$1 " " $2] += $5; seen[$1 " " $2] = 1 }
 		END { for (k in seen) print k, n[k] + 0, a[k] + 0, t[k] + 0, u[k] + 0, c[k] + 0, i[k] + 0 }' \
 		"$res" | sort | tr '\n' ' ')
-	want="0 A 2003 0 0 0 0 0 1 B 1005 0 0 0 0 0 2 A 2412 600 400 400 200 1 "
+	want="0 A 2003 0 0 0 0 0 1 B 1005 0 0 0 0 0 2 A 2421 600 400 400 200 1 "
 	if [ "$got" != "$want" ]; then
 		echo "tbprof selftest (mem=on): epoch, phase, instructions, accesses, tlb256," \
 			"tlb4096 and cache misses, TLBIs: $got(want $want)" >&2
 		return 1
 	fi
-	echo "tbprof selftest: epochs 0 A 2003, 1 B 1005, 2 A 2412 instructions, 1 MRS," \
-		"1 exit of each kind; mem=on: 600 accesses, 400 + 400 TLB and 200 cache misses," \
+	echo "tbprof selftest: epochs 0 A 2003, 1 B 1005, 2 A 2421 instructions, 1 MRS," \
+		"exits 3 indirect, 1 to another page, 1 other; 5 jump cache misses in 5 lookups; mem=on: 600 accesses, 400 + 400 TLB and 200 cache misses," \
 		"1 TLBI; as written"
 }
 

@@ -84,17 +84,20 @@ class Names:
 def print_exits(exits, div, unit, top):
     """The blocks' exits QEMU does not chain, and the system register
     accesses, per function."""
-    tot = [[sum(r[s][k] for r in exits.values()) / div for k in range(4)] for s in (0, 1)]
+    tot = [[sum(r[s][k] for r in exits.values()) / div for k in range(6)] for s in (0, 1)]
     print(f'\nblock exits not chained, and MRS/MSR, {unit}, A (upstream) / B (ours):')
     for k, what in enumerate(('MRS/MSR', 'indirect branch', 'branch to another page',
-                              'no branch (sysreg, exception)')):
+                              'no branch (sysreg, exception)', 'jump cache lookups',
+                              'jump cache misses (model)')):
         print(f'  {what:30} {tot[0][k]:8.1f} {tot[1][k]:8.1f}')
     print(f'{"ind A":>7} {"ind B":>7} {"pg A":>7} {"pg B":>7} {"oth A":>7} {"oth B":>7} '
-          f'{"sys A":>7} {"sys B":>7}  function')
-    rows = sorted(exits.items(), key=lambda kv: -max(sum(kv[1][0][1:]), sum(kv[1][1][1:])))
+          f'{"sys A":>7} {"sys B":>7} {"jmiss A":>7} {"jmiss B":>7}  function')
+    rows = sorted(exits.items(), key=lambda kv: -max(sum(kv[1][0][1:4]), sum(kv[1][1][1:4]),
+                                                     kv[1][0][5], kv[1][1][5]))
     for name, (a, b) in rows[:top]:
         print(f'{a[1] / div:7.2f} {b[1] / div:7.2f} {a[2] / div:7.2f} {b[2] / div:7.2f} '
-              f'{a[3] / div:7.2f} {b[3] / div:7.2f} {a[0] / div:7.2f} {b[0] / div:7.2f}  {name}')
+              f'{a[3] / div:7.2f} {b[3] / div:7.2f} {a[0] / div:7.2f} {b[0] / div:7.2f} '
+              f'{a[5] / div:7.2f} {b[5] / div:7.2f}  {name}')
 
 
 def main():
@@ -139,9 +142,11 @@ def main():
                 continue
             if len(fields) >= 9:
                 # Per segment: the MRS/MSR run, and the exits of its block
-                # taken indirectly, to another page, or without a branch.
-                ex = exits.setdefault(name, [[0] * 4, [0] * 4])
-                ex[phase == 'B'] = [a + int(b) for a, b in zip(ex[phase == 'B'], fields[5:9])]
+                # taken indirectly, to another page, or without a branch;
+                # then (a newer plugin) the entries into its block through
+                # the jump cache, and the modelled misses.
+                ex = exits.setdefault(name, [[0] * 6, [0] * 6])
+                ex[phase == 'B'] = [a + int(b) for a, b in zip(ex[phase == 'B'], fields[5:11])]
             row = per.setdefault(name, [0, 0])
             row[phase == 'B'] += int(count)
     if not per:

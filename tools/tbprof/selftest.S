@@ -13,11 +13,16 @@
  * a conflict), a TLBI, and the same 200 once more (200 TLB misses each, no
  * cache miss); then an MRS and the three kinds of block exit QEMU does not
  * chain: the TLBI ends its block without a branch, a BR is indirect, and a
- * B goes to another page. Its instructions: 2 movs, 3 loops of 200 * 4,
- * sub and mov, tlbi, sub and mov, mrs, adr, br, b, the marker = 2412.
+ * B goes to another page. There, two blocks at page offsets 0x000 and 0x104
+ * share a slot of the jump cache model (0x104: 4 ^ 4 = 0), and BRs go from
+ * the first to the second and back: five lookups, all misses (the first
+ * four blocks are new, and the second evicted the first). Its instructions:
+ * 2 movs, 3 loops of 200 * 4, sub and mov, tlbi, sub and mov, mrs, adr, br,
+ * mov, b, 2 * (subs + b.eq), 2 * (adr + br), the marker = 2421.
  *
  *   phase A again: accesses 600, tlb256 400, tlb4096 400, cache 200,
- *   TLBIs 1; MRS/MSR 1, exits: indirect 1, to another page 1, other 1
+ *   TLBIs 1; MRS/MSR 1, exits: indirect 3, to another page 1, other 1;
+ *   jump cache lookups 5, misses 5
  *
  * Each marker is followed by other instructions in its translated block,
  * a different number each time, so a plugin that counted whole blocks in
@@ -64,9 +69,18 @@ _start:
 	mrs	x9, tpidr_el1		// a system register read
 	adr	x8, 8f
 	br	x8			// an indirect exit
-8:	b	9f			// an exit to another page
+8:	mov	x1, #2
+	b	9f			// an exit to another page
 	.balign	4096
-9:	hint	#0x7c			// A -> 0
+9:	subs	x1, x1, #1		// page offset 0x000: jump cache slot 0
+	b.eq	11f
+	adr	x8, 10f
+	br	x8
+	.balign	256
+	nop
+10:	adr	x8, 9b			// page offset 0x104: slot 0 too
+	br	x8
+11:	hint	#0x7c			// A -> 0
 	movz	x0, #0x0008
 	movk	x0, #0x8400, lsl #16	// PSCI SYSTEM_OFF
 	hvc	#0

@@ -20,8 +20,12 @@
  * work on an otherwise idle guest.
  *
  * Output (out=FILE, default tbprof.out): each time a phase ends, its counts
- * as lines "epoch phase vaddr insns count" (phase A or B, vaddr in hex), one
- * per segment that ran, then the counts start again from zero. The epoch
+ * as lines "epoch phase vaddr insns count sysregs indirect cross other
+ * jlookups jmisses" (phase A or B, vaddr in hex), one per segment that ran:
+ * its length, how often it ran, the MRS/MSR it ran, how its block was left
+ * unchained (see seg_exec()), and how often the block was entered through
+ * the jump cache and missed in its model (see jc_hash()); then the counts
+ * start again from zero. The epoch
  * numbers the phases from 0, so modules loaded at different addresses in
  * different phases can still be named.
  *
@@ -106,11 +110,35 @@ struct seg {
 	char end;		/* the block's last insn: i(ndirect), b(ranch), o(ther) */
 	uint64_t sysregs;	/* MRS and MSR (register) instructions in it */
 	uint64_t indirect, cross, other;	/* exits, in the current phase */
+	/* Entries into the block through QEMU's jump cache, and its misses. */
+	uint64_t jlook, jmiss;
 };
 
 #define MAX_VCPUS 16
 
 static struct seg *last_seg[MAX_VCPUS];	/* each touched by its vCPU only */
+
+/*
+ * A model of QEMU's per-vCPU jump cache (accel/tcg/tb-jmp-cache.h and
+ * tb_jmp_cache_hash_func() in tb-hash.h, softmmu, 4 KiB pages): 4096 block
+ * addresses, direct mapped; the top 6 bits of the index fold the page
+ * number's bits 12-23, the low 6 the offset in the page. Every block entry
+ * that is not chained looks its block up there; a miss costs a search of
+ * the global hash table (qht_lookup_custom). Blocks on pages whose folded
+ * numbers are equal, at offsets whose folded values are equal, evict each
+ * other, so how often a path misses depends on where its code lies.
+ */
+#define JC_BITS 12
+static uint64_t *jcache[MAX_VCPUS];	/* block address + 1, 0 empty */
+
+static void *zalloc(size_t size);
+
+static unsigned int jc_hash(uint64_t pc)
+{
+	uint64_t tmp = pc ^ (pc >> 6);
+
+	return ((tmp >> 6) & 0xfc0) | (tmp & 0x3f);
+}
 
 /* mem=on: one instruction's data accesses and modelled misses. */
 struct msite {
@@ -164,15 +192,32 @@ static void seg_exec(unsigned int vcpu, void *u)
 {
 	struct seg *s = u, *l;
 
-	if (!__atomic_load_n(&phase, __ATOMIC_RELAXED)) {
-		if (vcpu < MAX_VCPUS)
-			last_seg[vcpu] = s;
-		return;
-	}
-	__atomic_fetch_add(&s->count, s->n, __ATOMIC_RELAXED);
+	bool on = __atomic_load_n(&phase, __ATOMIC_RELAXED);
+
+	if (on)
+		__atomic_fetch_add(&s->count, s->n, __ATOMIC_RELAXED);
 	if (vcpu >= MAX_VCPUS)
 		return;
 	l = last_seg[vcpu];
+	/* Kept warm outside the phases, as the TLB models. */
+	if (s->tb_first && (!l || !l->tb_end || l->end != 'b' || (l->tb_start ^ s->vaddr) >> 12)) {
+		uint64_t *e;
+		bool miss;
+
+		if (!jcache[vcpu])
+			jcache[vcpu] = zalloc(sizeof(uint64_t) << JC_BITS);
+		e = &jcache[vcpu][jc_hash(s->vaddr)];
+		miss = *e != s->vaddr + 1;
+		*e = s->vaddr + 1;
+		if (on) {
+			__atomic_fetch_add(&s->jlook, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&s->jmiss, miss, __ATOMIC_RELAXED);
+		}
+	}
+	if (!on) {
+		last_seg[vcpu] = s;
+		return;
+	}
 	last_seg[vcpu] = s;
 	if (!s->tb_first || !l || !l->tb_end)
 		return;
@@ -246,8 +291,6 @@ static bool cache_miss(struct model *m, uint64_t line)
 	set[0] = line + 1;
 	return !hit;
 }
-
-static void *zalloc(size_t size);
 
 static struct model *model_of(unsigned int vcpu)
 {
@@ -336,14 +379,16 @@ static void flush(int p)
 	for (; s; s = s->next) {
 		uint64_t c = take(&s->count), xi = take(&s->indirect);
 		uint64_t xc = take(&s->cross), xo = take(&s->other);
+		uint64_t jl = take(&s->jlook), jm = take(&s->jmiss);
 
 		if (c)
-			fprintf(out, "%u %c %llx %llu %llu %llu %llu %llu %llu\n", epoch,
+			fprintf(out, "%u %c %llx %llu %llu %llu %llu %llu %llu %llu %llu\n", epoch,
 				'A' + p - 1, (unsigned long long)s->vaddr,
 				(unsigned long long)s->n, (unsigned long long)c,
 				(unsigned long long)(c / s->n * s->sysregs),
 				(unsigned long long)xi, (unsigned long long)xc,
-				(unsigned long long)xo);
+				(unsigned long long)xo, (unsigned long long)jl,
+				(unsigned long long)jm);
 	}
 	if (mem_on) {
 		pthread_mutex_lock(&segs_lock);
