@@ -474,6 +474,20 @@ static void close_pair(const int c[2], const int g[2])
 }
 
 /*
+ * Where both backends' code lies ("# ks" lines of /proc/kallsyms, and
+ * vfs_read's for the kernel's): under TCG it decides which blocks share a
+ * slot of QEMU's jump cache (scripts/jcpredict.py). Printed every round,
+ * as vfio_type1x is loaded again for each.
+ */
+static void print_placement(void)
+{
+	fflush(stdout);
+	if (system("sed -rn '/\\[(vfio_iommu_type1|vfio_type1x)\\]| vfs_read$/s/^/# ks /p' "
+		   "/proc/kallsyms"))
+		die("kallsyms");
+}
+
+/*
  * Round @r's DMA figures, both backends live at once. Which device's group
  * each side gets alternates by round (upstream edu's in even rounds), so
  * that a difference between the two devices' IOMMU setups falls on both.
@@ -484,6 +498,7 @@ static void run_dma(int r, const char *edu, const char *igb, void *const buf[NKI
 	int c[2], g[2], f;
 
 	open_pair(bdf, c, g);
+	print_placement();
 	for (f = 0; f < NDMA; f += 2)
 		dma_figures(c, buf, f, r);
 	close_pair(c, g);
