@@ -28,8 +28,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import profsym  # noqa: E402
 
-KS = re.compile(r'# ks ([0-9a-f]+) (\w) (\S+)\s+\[(\w+)\]')
 VFS_READ = re.compile(r'# ks ([0-9a-f]+) T vfs_read$')
+ENTRIES = ('vfio_iommu_type1_ioctl [vfio_iommu_type1]', 't1x_rust_ioctl [vfio_type1x]')
 
 
 def slot(pc):
@@ -83,7 +83,7 @@ def placements(bench_log):
                 close()
                 cur, vfs = {}, int(m.group(1), 16)
                 continue
-            m = KS.search(line)
+            m = profsym.KS.search(line)
             if m and m.group(2) in 'tT':
                 cur[f'{m.group(3)} [{m.group(4)}]'] = int(m.group(1), 16)
     close()
@@ -103,9 +103,8 @@ def main():
         sys.exit('jcpredict: no "# ks" lines in the bench log')
     for n, (vfs, mods) in enumerate(places):
         delta = vfs - kaddr['vfs_read'] if vfs else 0
-        print(f'placement {n + 1} of {len(places)}: kernel offset {delta:#x}, ' +
-              ', '.join(f'{s} at {mods[s]:#x}' for s in sorted(mods) if s.endswith('ioctl [vfio_iommu_type1]')
-                        or s.startswith('t1x_rust_ioctl ')))
+        here = ', '.join(f'{s} at {mods[s]:#x}' for s in ENTRIES if s in mods)
+        print(f'placement {n + 1} of {len(places)}: kernel offset {delta:#x}, {here}')
         for side, who in (('A', 'upstream'), ('B', 'ours')):
             slots = collections.defaultdict(list)
             for (name, off), lookups in found[side].items():

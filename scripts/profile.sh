@@ -83,8 +83,9 @@ selftest() {
 		return 1
 	fi
 	echo "tbprof selftest: epochs 0 A 2003, 1 B 1005, 2 A 2421 instructions, 1 MRS," \
-		"exits 3 indirect, 1 to another page, 1 other; 5 jump cache misses in 5 lookups; mem=on: 600 accesses, 400 + 400 TLB and 200 cache misses," \
-		"1 TLBI; as written"
+		"exits 3 indirect, 1 to another page, 1 other; 5 jump cache misses in 5" \
+		"lookups; mem=on: 600 accesses, 400 + 400 TLB and 200 cache misses, 1 TLBI;" \
+		"as written"
 }
 
 case "$case" in

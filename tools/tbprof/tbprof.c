@@ -25,9 +25,8 @@
  * its length, how often it ran, the MRS/MSR it ran, how its block was left
  * unchained (see seg_exec()), and how often the block was entered through
  * the jump cache and missed in its model (see jc_hash()); then the counts
- * start again from zero. The epoch
- * numbers the phases from 0, so modules loaded at different addresses in
- * different phases can still be named.
+ * start again from zero. The epoch numbers the phases from 0, so modules
+ * loaded at different addresses in different phases can still be named.
  *
  * mem=on adds a model of where the guest's data accesses would miss, to
  * tell locality from work: per instruction, its accesses in the phase and
@@ -140,6 +139,23 @@ static unsigned int jc_hash(uint64_t pc)
 	return ((tmp >> 6) & 0xfc0) | (tmp & 0x3f);
 }
 
+/* Block @s entered through vCPU @vcpu's jump cache; counted if @on. */
+static void jc_lookup(unsigned int vcpu, struct seg *s, bool on)
+{
+	uint64_t *e;
+	bool miss;
+
+	if (!jcache[vcpu])
+		jcache[vcpu] = zalloc(sizeof(uint64_t) << JC_BITS);
+	e = &jcache[vcpu][jc_hash(s->vaddr)];
+	miss = *e != s->vaddr + 1;
+	*e = s->vaddr + 1;
+	if (on) {
+		__atomic_fetch_add(&s->jlook, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&s->jmiss, miss, __ATOMIC_RELAXED);
+	}
+}
+
 /* mem=on: one instruction's data accesses and modelled misses. */
 struct msite {
 	struct msite *next;
@@ -190,36 +206,21 @@ static FILE *out;
  */
 static void seg_exec(unsigned int vcpu, void *u)
 {
-	struct seg *s = u, *l;
-
 	bool on = __atomic_load_n(&phase, __ATOMIC_RELAXED);
+	struct seg *s = u, *l;
 
 	if (on)
 		__atomic_fetch_add(&s->count, s->n, __ATOMIC_RELAXED);
 	if (vcpu >= MAX_VCPUS)
 		return;
 	l = last_seg[vcpu];
-	/* Kept warm outside the phases, as the TLB models. */
-	if (s->tb_first && (!l || !l->tb_end || l->end != 'b' || (l->tb_start ^ s->vaddr) >> 12)) {
-		uint64_t *e;
-		bool miss;
-
-		if (!jcache[vcpu])
-			jcache[vcpu] = zalloc(sizeof(uint64_t) << JC_BITS);
-		e = &jcache[vcpu][jc_hash(s->vaddr)];
-		miss = *e != s->vaddr + 1;
-		*e = s->vaddr + 1;
-		if (on) {
-			__atomic_fetch_add(&s->jlook, 1, __ATOMIC_RELAXED);
-			__atomic_fetch_add(&s->jmiss, miss, __ATOMIC_RELAXED);
-		}
-	}
-	if (!on) {
-		last_seg[vcpu] = s;
-		return;
-	}
 	last_seg[vcpu] = s;
-	if (!s->tb_first || !l || !l->tb_end)
+	if (!s->tb_first)
+		return;
+	/* Not chained: looked up; the model is kept warm outside the phases. */
+	if (!l || !l->tb_end || l->end != 'b' || (l->tb_start ^ s->vaddr) >> 12)
+		jc_lookup(vcpu, s, on);
+	if (!on || !l || !l->tb_end)
 		return;
 	if (l->end == 'i')
 		__atomic_fetch_add(&l->indirect, 1, __ATOMIC_RELAXED);
