@@ -39,6 +39,12 @@
 # BENCH_VFIO_AA=1 makes both sides of vfio_bench's DMA figures upstream (an
 # A/A run): what the method makes of two equal sides.
 #
+# vfio_bench loads both backends again every round, each above a set of
+# spacer modules drawn at random, so that their code lies elsewhere in each
+# round (under TCG, placement moves a figure by a few percent: QEMU's jump
+# cache). BENCH_VFIO_SEED=<n> repeats the draws of a run whose first line
+# printed "placement seed <n>".
+#
 # BENCH_ICOUNT=1 runs the guest under QEMU's -icount (shift=0, sleep=off):
 # its clock then counts guest instructions (1 ns each), on one host thread,
 # so a figure no longer depends on what else the host does. It weighs every
@@ -55,8 +61,19 @@ perf_modules
 bench="$top/build/bench"
 rm -rf "$bench"; mkdir -p "$bench"
 aarch64-linux-gnu-gcc -static -O2 -Wall -Werror -Wno-format-truncation -D_GNU_SOURCE \
-	-DVFIO_BENCH_AA="${BENCH_VFIO_AA:-0}" -I"$top/include/uapi" -isystem "$KOUT/usr/include" \
+	-DVFIO_BENCH_AA="${BENCH_VFIO_AA:-0}" -DVFIO_BENCH_SEED="${BENCH_VFIO_SEED:-0}ull" -I"$top/include/uapi" -isystem "$KOUT/usr/include" \
 	-o "$bench/a_vfio_bench" tests/bench/vfio_bench.c
+# Its spacer modules (tests/bench/spacer.h): armsi_spacer<i>.ko of 2^i
+# pages, packed with our modules into /armsi/modules.
+spacer="$top/build/bench-spacer"
+rm -rf "$spacer"; mkdir -p "$spacer"
+cp tests/bench/spacer.h "$spacer/"
+for i in 0 1 2 3 4 5; do
+	printf '#define SPACER_PAGES %d\n#include "spacer.h"\n' $((1 << i)) > "$spacer/armsi_spacer$i.c"
+	echo "obj-m += armsi_spacer$i.o" >> "$spacer/Kbuild"
+done
+make -s -C "$KOUT" M="$spacer" $KMAKE_VARS modules >&2
+cp "$spacer"/armsi_spacer*.ko "$perf_src/"
 for b in upstream type1x; do
 	printf '#!/bin/sh\nexec /armsi/vfio_peer.sh %s vfio_pci_driver_test -v vfio_type1v2_iommu\n' "$b" \
 		> "$bench/b_vfio_pci_driver_test@$b"

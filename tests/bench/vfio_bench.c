@@ -36,8 +36,18 @@
  * whole size in turn, so that a drift in the host's speed (other guests on
  * a shared host) falls on both sides alike. The MSI-X figures run one
  * backend at a time on a container of both groups. Which goes first
- * alternates between rounds, chunks and figures. Each round prints its raw
- * samples ("# round ..."). At the end every figure gets the two
+ * alternates between rounds, chunks and figures.
+ *
+ * Before its DMA figures, each round loads both backends again: upstream's
+ * vfio_iommu_type1 above a random set of spacer modules (armsi_spacer<i>.ko,
+ * 2^i pages each, tests/bench/spacer.h), then another random set, then
+ * vfio_type1x. Under TCG where code lies moves a figure by a few percent
+ * (blocks that share a slot of QEMU's jump cache evict each other), so the
+ * rounds sample placements instead of repeating the one a boot drew. The
+ * draw's seed is printed; -DVFIO_BENCH_SEED=<n> repeats it.
+ *
+ * Each round prints its placement (its spacers, "# ks" kallsyms lines) and
+ * its raw samples ("# round ..."). At the end every figure gets the two
  * medians and the median of the per-round ratios ours/upstream with its 95%
  * bootstrap interval (tests/bench/stats.h; for the latencies the ratio is
  * upstream's time over ours, so above 1 is always ours faster) and a
@@ -56,6 +66,9 @@
 #ifndef VFIO_BENCH_AA
 #define VFIO_BENCH_AA 0
 #endif
+#ifndef VFIO_BENCH_SEED
+#define VFIO_BENCH_SEED 0ull
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
@@ -66,6 +79,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,6 +99,8 @@
 /* One call per page is timed in this many chunks per side, alternating. */
 #define NCHUNK		16
 #define NR_HUGEPAGES	"/proc/sys/vm/nr_hugepages"
+/* Spacer modules armsi_spacer<i>.ko of 2^i pages (tests/bench/spacer.h). */
+#define NSPACER		6
 
 enum { KIND_4K, KIND_THP, KIND_HUGE, NKIND };
 static const char *const kind_name[NKIND] = { "4k", "thp", "huge" };
@@ -110,6 +126,10 @@ static int nfig;
 static double v[2][NFIG][STATS_MAX_ROUNDS];
 /* What to restore at exit: upstream's dma_entry_limit, nr_hugepages. */
 static long old_limit = -1, old_hugepages = -1;
+/* Upstream's dma_entry_limit for the run, given when it is loaded again. */
+static long upstream_limit;
+/* The spacers' placement draws (xorshift64, from VFIO_BENCH_SEED or the clock). */
+static uint64_t seed;
 
 static double now(void)
 {
@@ -173,6 +193,72 @@ static void load_backend(int ours)
 	snprintf(params, sizeof(params), "serve_type1=1 dma_entry_limit=%lu", DMA_ENTRIES);
 	if (mod_load(T1X_KO, params))
 		die("load vfio_type1x");
+}
+
+/* Unloads every spacer module. */
+static void unload_spacers(void)
+{
+	char name[32];
+	int i;
+
+	for (i = 0; i < NSPACER; i++) {
+		snprintf(name, sizeof(name), "armsi_spacer%d", i);
+		mod_unload(name);
+	}
+}
+
+/* Loads the spacers in @mask (bit i: armsi_spacer<i>, not loaded yet). */
+static void load_spacers(unsigned int mask)
+{
+	char path[64];
+	int i;
+
+	for (i = 0; i < NSPACER; i++) {
+		if (!(mask & 1u << i))
+			continue;
+		snprintf(path, sizeof(path), "/armsi/modules/armsi_spacer%d.ko", i);
+		if (mod_load(path, ""))
+			die(path);
+	}
+}
+
+/* The next placement draw: NSPACER random bits (xorshift64). */
+static unsigned int draw(void)
+{
+	seed ^= seed << 13;
+	seed ^= seed >> 7;
+	seed ^= seed << 17;
+	return seed >> 40 & ((1u << NSPACER) - 1);
+}
+
+/*
+ * Loads upstream's vfio_iommu_type1 again, with room for upstream_limit
+ * mappings, above the spacers in @below, then the spacers in @between
+ * (vfio_type1x, loaded next, goes above those). The module region is
+ * filled lowest address first, so both backends' code moves with the
+ * draw. Needs both backends' containers closed.
+ */
+static void place_backends(unsigned int below, unsigned int between)
+{
+	char path[128], params[64];
+	struct utsname u;
+
+	mod_unload("vfio_type1x");
+	mod_unload("vfio_iommu_type1");
+	if (!access("/sys/module/vfio_iommu_type1", F_OK)) {
+		errno = EBUSY;
+		die("unload vfio_iommu_type1");
+	}
+	unload_spacers();
+	load_spacers(below);
+	if (uname(&u))
+		die("uname");
+	snprintf(path, sizeof(path), "/lib/modules/%s/kernel/drivers/vfio/vfio_iommu_type1.ko",
+		 u.release);
+	snprintf(params, sizeof(params), "dma_entry_limit=%ld", upstream_limit);
+	if (mod_load(path, params))
+		die(path);
+	load_spacers(between);
 }
 
 /*
@@ -495,8 +581,13 @@ static void print_placement(void)
 static void run_dma(int r, const char *edu, const char *igb, void *const buf[NKIND])
 {
 	const char *bdf[2] = { r % 2 ? igb : edu, r % 2 ? edu : igb };
+	/* A spacer each is below upstream, between the two, or not loaded. */
+	unsigned int below = draw(), between = draw() & ~below;
 	int c[2], g[2], f;
 
+	place_backends(below, between);
+	printf("# round %d spacers below upstream 0x%02x, between 0x%02x\n", r + 1, below,
+	       between);
 	open_pair(bdf, c, g);
 	print_placement();
 	for (f = 0; f < NDMA; f += 2)
@@ -543,10 +634,13 @@ int main(int argc, char **argv)
 	old_limit = read_long(UPSTREAM_LIMIT);
 	if (old_limit <= 0)
 		die(UPSTREAM_LIMIT);
+	upstream_limit = old_limit;
 	if (old_limit < (long)DMA_ENTRIES)
-		write_long(UPSTREAM_LIMIT, DMA_ENTRIES);
+		write_long(UPSTREAM_LIMIT, upstream_limit = DMA_ENTRIES);
 	else
 		old_limit = -1;
+	/* xorshift64 needs a seed other than 0. */
+	seed = (VFIO_BENCH_SEED ? VFIO_BENCH_SEED : (uint64_t)(now() * 1e9)) | 1;
 	/* hugetlb first, while free memory is least fragmented. */
 	buf[KIND_HUGE] = huge_buffer();
 	buf[KIND_THP] = thp_buffer();
@@ -563,8 +657,9 @@ int main(int argc, char **argv)
 	close(g[0]);
 	close(c);
 	figures(max);
-	printf("# vfio_bench: %d rounds, %d figures, igb offers %d MSI-X vectors%s\n", rounds, nfig,
-	       max, VFIO_BENCH_AA ? "; A/A: both DMA sides upstream" : "");
+	printf("# vfio_bench: %d rounds, %d figures, igb offers %d MSI-X vectors, placement seed 0x%llx%s\n",
+	       rounds, nfig, max, (unsigned long long)seed,
+	       VFIO_BENCH_AA ? "; A/A: both DMA sides upstream" : "");
 	fflush(stdout);
 
 	for (r = 0; r < rounds; r++) {
@@ -580,6 +675,7 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	mod_unload("vfio_type1x");
+	unload_spacers();
 	check_thp("at end", buf[KIND_4K], buf[KIND_THP]);
 	for (k = 0; k < NKIND; k++)
 		munmap(buf[k], BUF_SZ);
