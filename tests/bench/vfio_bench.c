@@ -44,7 +44,9 @@
  * vfio_type1x. Under TCG where code lies moves a figure by a few percent
  * (blocks that share a slot of QEMU's jump cache evict each other), so the
  * rounds sample placements instead of repeating the one a boot drew. The
- * draw's seed is printed; -DVFIO_BENCH_SEED=<n> repeats it.
+ * draw's seed is printed; -DVFIO_BENCH_SEED=<n> repeats the draws (the
+ * same spacers; the addresses can still differ a little, as the kernel
+ * reuses freed module memory lazily).
  *
  * Each round prints its placement (its spacers, "# ks" kallsyms lines) and
  * its raw samples ("# round ..."). At the end every figure gets the two
