@@ -42,9 +42,10 @@
 # vfio_bench loads both backends again every round, each above a set of
 # spacer modules drawn at random, so that their code lies elsewhere in each
 # round (under TCG, placement moves a figure by a few percent: QEMU's jump
-# cache). BENCH_VFIO_SEED=<n> repeats the draws of a run whose first line
-# printed "placement seed <n>" (the same spacers; the addresses can still
-# differ a little, as freed module memory is reused lazily).
+# cache). BENCH_VFIO_SEED=<n> repeats the draws of a run whose
+# "# vfio_bench:" line printed "placement seed <n>" (the same spacers; the
+# addresses can still differ a little, as freed module memory is reused
+# lazily).
 #
 # BENCH_ICOUNT=1 runs the guest under QEMU's -icount (shift=0, sleep=off):
 # its clock then counts guest instructions (1 ns each), on one host thread,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Predicts, for the code placement of each `make bench` boot, the misses
+"""Predicts, for the code placement of each `make bench` round, the misses
 per UNMAP_DMA call that QEMU's jump cache costs each side of vfio_bench's
 4K per-page unmap.
 
@@ -77,20 +77,29 @@ def targets(system_map, log, out):
 
 
 def placements(bench_log):
-    """The placement each round printed, in order: [(vfs_read, {symbol: addr})]."""
-    seen, cur, vfs = [], None, None
+    """The placement each round printed, in order: [(vfs_read, {symbol: addr})].
+
+    A bench round's lines start with vfs_read's; a profile log prints the
+    modules' lines alone (vfs_read None: the kernel where System.map says).
+    Placements that do not place both ioctl entry points (a log cut short)
+    are left out.
+    """
+    seen, cur = [], None
 
     with open(bench_log, errors='replace') as f:
         for line in f:
             m = VFS_READ.search(line)
             if m:
-                cur, vfs = {}, int(m.group(1), 16)
-                seen.append((vfs, cur))
+                cur = {}
+                seen.append((int(m.group(1), 16), cur))
                 continue
             m = profsym.KS.search(line)
-            if m and m.group(2) in 'tT' and cur is not None:
+            if m and m.group(2) in 'tT':
+                if cur is None:
+                    cur = {}
+                    seen.append((None, cur))
                 cur[f'{m.group(3)} [{m.group(4)}]'] = int(m.group(1), 16)
-    return seen
+    return [(vfs, mods) for vfs, mods in seen if all(e in mods for e in ENTRIES)]
 
 
 def round_ratios(bench_log):

@@ -80,6 +80,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -130,7 +131,7 @@ static double v[2][NFIG][STATS_MAX_ROUNDS];
 static long old_limit = -1, old_hugepages = -1;
 /* Upstream's dma_entry_limit for the run, given when it is loaded again. */
 static long upstream_limit;
-/* The spacers' placement draws (xorshift64, from VFIO_BENCH_SEED or the clock). */
+/* The spacers' placement draws (xorshift64, from VFIO_BENCH_SEED or AT_RANDOM). */
 static uint64_t seed;
 
 static double now(void)
@@ -155,10 +156,45 @@ static void write_long(const char *path, long n)
 	write_str(path, s);
 }
 
+/* Unloads every spacer module. */
+static void unload_spacers(void)
+{
+	char name[32];
+	int i;
+
+	for (i = 0; i < NSPACER; i++) {
+		snprintf(name, sizeof(name), "armsi_spacer%d", i);
+		mod_unload(name);
+	}
+}
+
+/* Loads upstream's vfio_iommu_type1 with room for @limit mappings; 0 or -errno. */
+static int load_upstream(long limit)
+{
+	char path[128], params[64];
+	struct utsname u;
+
+	if (uname(&u))
+		return -errno;
+	snprintf(path, sizeof(path), "/lib/modules/%s/kernel/drivers/vfio/vfio_iommu_type1.ko",
+		 u.release);
+	snprintf(params, sizeof(params), "dma_entry_limit=%ld", limit);
+	return mod_load(path, params);
+}
+
 static void restore(void)
 {
-	if (old_limit > 0)
+	/* The limit upstream had before the run. */
+	long limit = old_limit > 0 ? old_limit : upstream_limit;
+
+	/* A run that died while upstream was unloaded (place_backends()). */
+	if (limit > 0 && access("/sys/module/vfio_iommu_type1", F_OK)) {
+		if (load_upstream(limit))
+			printf("# vfio_bench: cannot load vfio_iommu_type1 again\n");
+	} else if (old_limit > 0) {
 		write_long(UPSTREAM_LIMIT, old_limit);
+	}
+	unload_spacers();
 	if (old_hugepages >= 0)
 		write_long(NR_HUGEPAGES, old_hugepages);
 }
@@ -197,18 +233,6 @@ static void load_backend(int ours)
 		die("load vfio_type1x");
 }
 
-/* Unloads every spacer module. */
-static void unload_spacers(void)
-{
-	char name[32];
-	int i;
-
-	for (i = 0; i < NSPACER; i++) {
-		snprintf(name, sizeof(name), "armsi_spacer%d", i);
-		mod_unload(name);
-	}
-}
-
 /* Loads the spacers in @mask (bit i: armsi_spacer<i>, not loaded yet). */
 static void load_spacers(unsigned int mask)
 {
@@ -242,9 +266,6 @@ static unsigned int draw(void)
  */
 static void place_backends(unsigned int below, unsigned int between)
 {
-	char path[128], params[64];
-	struct utsname u;
-
 	mod_unload("vfio_type1x");
 	mod_unload("vfio_iommu_type1");
 	if (!access("/sys/module/vfio_iommu_type1", F_OK)) {
@@ -253,13 +274,9 @@ static void place_backends(unsigned int below, unsigned int between)
 	}
 	unload_spacers();
 	load_spacers(below);
-	if (uname(&u))
-		die("uname");
-	snprintf(path, sizeof(path), "/lib/modules/%s/kernel/drivers/vfio/vfio_iommu_type1.ko",
-		 u.release);
-	snprintf(params, sizeof(params), "dma_entry_limit=%ld", upstream_limit);
-	if (mod_load(path, params))
-		die(path);
+	errno = -load_upstream(upstream_limit);
+	if (errno)
+		die("load vfio_iommu_type1");
 	load_spacers(between);
 }
 
@@ -587,9 +604,10 @@ static void run_dma(int r, const char *edu, const char *igb, void *const buf[NKI
 	unsigned int below = draw(), between = draw() & ~below;
 	int c[2], g[2], f;
 
-	place_backends(below, between);
 	printf("# round %d spacers below upstream 0x%02x, between 0x%02x\n", r + 1, below,
 	       between);
+	fflush(stdout);
+	place_backends(below, between);
 	open_pair(bdf, c, g);
 	print_placement();
 	for (f = 0; f < NDMA; f += 2)
@@ -641,8 +659,15 @@ int main(int argc, char **argv)
 		write_long(UPSTREAM_LIMIT, upstream_limit = DMA_ENTRIES);
 	else
 		old_limit = -1;
-	/* xorshift64 needs a seed other than 0. */
-	seed = (VFIO_BENCH_SEED ? VFIO_BENCH_SEED : (uint64_t)(now() * 1e9)) | 1;
+	/*
+	 * The kernel's 16 random bytes for this program (not the clock: under
+	 * -icount every boot reaches this point at the same guest time).
+	 * xorshift64 needs a seed other than 0.
+	 */
+	seed = VFIO_BENCH_SEED;
+	if (!seed)
+		memcpy(&seed, (void *)getauxval(AT_RANDOM), sizeof(seed));
+	seed |= 1;
 	/* hugetlb first, while free memory is least fragmented. */
 	buf[KIND_HUGE] = huge_buffer();
 	buf[KIND_THP] = thp_buffer();
