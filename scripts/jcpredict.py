@@ -187,7 +187,7 @@ def main():
     rows = [r for r in sorted(per_round) if r in ratios]
     if not rows:
         return
-    sizes = sorted({s for r in rows for s in ratios[r]}, key=lambda s: SIZES.index(s))
+    sizes = [s for s in SIZES if any(s in ratios[r] for r in rows)]
     print('\nround  misses ours-upstream  unmap_4k_<size>_page speed ours/upstream')
     print(f'{"":5}  {"":20}  ' + '  '.join(f'{s:>5}' for s in sizes))
     for r in rows:

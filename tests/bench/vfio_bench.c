@@ -78,9 +78,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -127,10 +127,11 @@ static struct figure fig[NFIG];
 static int nfig;
 /* Seconds, [upstream 0 / ours 1][figure][round]. */
 static double v[2][NFIG][STATS_MAX_ROUNDS];
-/* What to restore at exit: upstream's dma_entry_limit, nr_hugepages. */
-static long old_limit = -1, old_hugepages = -1;
-/* Upstream's dma_entry_limit for the run, given when it is loaded again. */
-static long upstream_limit;
+/*
+ * What to restore at exit: upstream's dma_entry_limit before the run (0:
+ * not read yet), nr_hugepages (-1: untouched).
+ */
+static long old_limit, old_hugepages = -1;
 /* The spacers' placement draws (xorshift64, from VFIO_BENCH_SEED or AT_RANDOM). */
 static uint64_t seed;
 
@@ -168,6 +169,12 @@ static void unload_spacers(void)
 	}
 }
 
+/* Upstream's dma_entry_limit for the run: room for DMA_ENTRIES at least. */
+static long run_limit(void)
+{
+	return old_limit > (long)DMA_ENTRIES ? old_limit : (long)DMA_ENTRIES;
+}
+
 /* Loads upstream's vfio_iommu_type1 with room for @limit mappings; 0 or -errno. */
 static int load_upstream(long limit)
 {
@@ -184,19 +191,26 @@ static int load_upstream(long limit)
 
 static void restore(void)
 {
-	/* The limit upstream had before the run. */
-	long limit = old_limit > 0 ? old_limit : upstream_limit;
-
 	/* A run that died while upstream was unloaded (place_backends()). */
-	if (limit > 0 && access("/sys/module/vfio_iommu_type1", F_OK)) {
-		if (load_upstream(limit))
+	if (old_limit > 0 && access("/sys/module/vfio_iommu_type1", F_OK)) {
+		if (load_upstream(old_limit))
 			printf("# vfio_bench: cannot load vfio_iommu_type1 again\n");
-	} else if (old_limit > 0) {
+	} else if (old_limit > 0 && old_limit != run_limit()) {
 		write_long(UPSTREAM_LIMIT, old_limit);
 	}
 	unload_spacers();
 	if (old_hugepages >= 0)
 		write_long(NR_HUGEPAGES, old_hugepages);
+}
+
+/* Raises upstream's dma_entry_limit to run_limit(); restore() puts it back. */
+static void raise_upstream_limit(void)
+{
+	old_limit = read_long(UPSTREAM_LIMIT);
+	if (old_limit <= 0)
+		die(UPSTREAM_LIMIT);
+	if (old_limit != run_limit())
+		write_long(UPSTREAM_LIMIT, run_limit());
 }
 
 static int open_group(const char *bdf, int container)
@@ -258,7 +272,7 @@ static unsigned int draw(void)
 }
 
 /*
- * Loads upstream's vfio_iommu_type1 again, with room for upstream_limit
+ * Loads upstream's vfio_iommu_type1 again, with room for run_limit()
  * mappings, above the spacers in @below, then the spacers in @between
  * (vfio_type1x, loaded next, goes above those). The module region is
  * filled lowest address first, so both backends' code moves with the
@@ -274,7 +288,7 @@ static void place_backends(unsigned int below, unsigned int between)
 	}
 	unload_spacers();
 	load_spacers(below);
-	errno = -load_upstream(upstream_limit);
+	errno = -load_upstream(run_limit());
 	if (errno)
 		die("load vfio_iommu_type1");
 	load_spacers(between);
@@ -651,14 +665,7 @@ int main(int argc, char **argv)
 		die("bind to vfio-pci");
 	atexit(restore);
 	/* Upstream takes its limit at container open, ours at module load. */
-	old_limit = read_long(UPSTREAM_LIMIT);
-	if (old_limit <= 0)
-		die(UPSTREAM_LIMIT);
-	upstream_limit = old_limit;
-	if (old_limit < (long)DMA_ENTRIES)
-		write_long(UPSTREAM_LIMIT, upstream_limit = DMA_ENTRIES);
-	else
-		old_limit = -1;
+	raise_upstream_limit();
 	/*
 	 * The kernel's 16 random bytes for this program (not the clock: under
 	 * -icount every boot reaches this point at the same guest time).

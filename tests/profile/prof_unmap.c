@@ -58,11 +58,7 @@ int main(int argc, char **argv)
 	if (bind_vfio(edu) || bind_vfio(igb))
 		die("bind");
 	atexit(restore);
-	old_limit = read_long(UPSTREAM_LIMIT);
-	if (old_limit < (long)DMA_ENTRIES)
-		write_long(UPSTREAM_LIMIT, DMA_ENTRIES);
-	else
-		old_limit = -1;
+	raise_upstream_limit();
 	buf = small_buffer();
 	/*
 	 * Both backends live, as vfio_bench's DMA figures run them;
